@@ -1,0 +1,56 @@
+# Two commands for everyone: `make run` (execute every notebook) and `make test` (unit tests
+# plus nbval over every notebook). Both create .venv and install on first use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BOOTSTRAP ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+# Graded runs: make run PARAMS=grading.yaml RUN_ARGS="-p epochs 2 --name my-run"
+PARAMS ?=
+RUN_ARGS ?=
+PYTEST_ARGS ?=
+
+# Kernels started by nbval/papermill resolve "python" through PATH: make it the venv's.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PYTHONHASHSEED := 0
+
+.PHONY: help install data run test lab lint refresh-notebooks
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[browser]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the project (once)
+
+data: install  ## build the built-in dataset into data/sample if missing
+	$(PY) -m course_utils.data
+
+run: data  ## execute every notebook with papermill into runs/ (PARAMS=file.yaml, RUN_ARGS=...)
+	$(PY) -m course_utils.run_notebooks $(if $(PARAMS),--params $(PARAMS)) $(RUN_ARGS)
+
+test: data  ## unit tests + nbval over every notebook
+	$(PY) -m pytest tests notebooks $(NBVAL_FLAGS) $(PYTEST_ARGS)
+
+lab: data  ## open the notebooks in JupyterLab
+	$(VENV)/bin/jupyter lab notebooks/
+
+lint: install  ## ruff over the package, tests and notebooks
+	$(VENV)/bin/ruff check course_utils tests notebooks
+
+# Maintainers only: re-execute notebooks IN PLACE to refresh their stored outputs, e.g.
+#   make refresh-notebooks NB=notebooks/01_data_exploration.ipynb
+NB ?= notebooks/*.ipynb
+refresh-notebooks: data  ## re-execute notebooks in place (NB=path) to refresh stored outputs
+	for nb in $(NB); do \
+	  (cd notebooks && $(abspath $(VENV))/bin/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=1200 \
+	    --ExecutePreprocessor.record_timing=False "$$(basename $$nb)") || exit 1; \
+	done

@@ -1,0 +1,144 @@
+"""The "Checks against the report" table that ends every notebook.
+
+Each row puts the report's printed value beside the value the notebook computed, says whether
+they match and, where they do not, why (dataset, hardware, an error in the report).
+
+    rows = [check_value("params_1_channel", count_parameters(model))]
+    show_checks("02_model_and_parameters", rows)   # displays the table, saves JSON in graded runs
+
+In a graded run (``$COURSE_RUN_DIR`` set by the runner) the rows are also written as JSON to
+``<run>/results/<notebook>.checks.json``, so the runner builds its summary from data, never by
+scraping printed text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_write_json
+from .paths import run_dir
+from .report import REPORT
+
+UNEXPLAINED = "unexplained difference"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of the table.
+
+    quantity: what is compared; source: where the report prints it; report / computed: the two
+    values as display strings; match: whether they agree at the report's printed precision;
+    why: for a mismatch, the reason ("" when they match).
+    """
+
+    quantity: str
+    source: str
+    report: str
+    computed: str
+    match: bool
+    why: str = ""
+
+
+def format_value(value: Any, decimals: int | None = None) -> str:
+    """A short, stable display string for numbers, sequences and arrays."""
+    if value is None:
+        return "(not printed)"
+    if isinstance(value, bool | str):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.{decimals}f}" if decimals is not None else f"{float(value):.6g}"
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):  # ragged (a garbled print) or mixed: show it as printed
+        return str(value)
+    if decimals is not None:
+        array = np.round(array, decimals)
+    with np.printoptions(precision=decimals if decimals is not None else 8, suppress=True,
+                         floatmode="maxprec", linewidth=200):
+        return np.array2string(array, separator=", ").replace("\n", "")
+
+
+def values_match(report: Any, computed: Any, *, decimals: int | None = None,
+                 rtol: float = 0.0, atol: float = 0.0) -> bool:
+    """True when ``computed`` equals ``report`` at the printed precision.
+
+    decimals: round ``computed`` to this many decimals first (what printing did to the report);
+    rtol / atol: a tolerance instead, for measured quantities.
+    """
+    if report is None:
+        return False
+    if isinstance(report, str) or isinstance(computed, str):
+        return str(report) == str(computed)
+    try:
+        expected = np.asarray(report, dtype=float)
+        actual = np.asarray(computed, dtype=float)
+    except (TypeError, ValueError):
+        return False  # a ragged (garbled) print cannot equal a real matrix
+    if expected.shape != actual.shape:
+        return False
+    if decimals is not None:
+        actual = np.round(actual, decimals)
+        atol = max(atol, 0.5 * 10.0 ** (-decimals) * 1e-6)  # float noise after rounding
+    return bool(np.allclose(actual, expected, rtol=rtol, atol=atol))
+
+
+def check_value(key: str, computed: Any, *, decimals: int | None = None, rtol: float = 0.0,
+                atol: float = 0.0, why: str | None = None, quantity: str | None = None) -> Check:
+    """Compare ``computed`` with the report's value ``key`` (see ``course_utils.report``).
+
+    why: the reason to show if they differ (a known error in the report, another dataset...);
+    a difference with no reason is flagged as "unexplained difference".
+    """
+    entry = REPORT[key]
+    match = values_match(entry.value, computed, decimals=decimals, rtol=rtol, atol=atol)
+    return Check(
+        quantity=quantity or key,
+        source=entry.source,
+        report=format_value(entry.value, decimals),
+        computed=format_value(computed, decimals),
+        match=match,
+        why="" if match else (why or UNEXPLAINED),
+    )
+
+
+def check_claim(quantity: str, source: str, report: Any, computed: Any, match: bool,
+                why: str | None = None) -> Check:
+    """A row for a claim the report makes in words (e.g. "the first conv layer triples")."""
+    return Check(quantity=quantity, source=source, report=format_value(report),
+                 computed=format_value(computed), match=bool(match),
+                 why="" if match else (why or UNEXPLAINED))
+
+
+def checks_table(checks: Sequence[Check]) -> pd.DataFrame:
+    """The checks as a DataFrame with columns quantity, source, report, computed, match, why not."""
+    frame = pd.DataFrame([asdict(c) for c in checks],
+                         columns=["quantity", "source", "report", "computed", "match", "why"])
+    frame["match"] = frame["match"].map({True: "yes", False: "no"})
+    return frame.rename(columns={"why": "why not"})
+
+
+def save_checks(notebook: str, checks: Iterable[Check]) -> Path | None:
+    """In a graded run, write the rows to ``<run>/results/<notebook>.checks.json`` (atomically).
+
+    Returns the path written, or None outside a graded run (nothing is written).
+    """
+    folder = run_dir()
+    if folder is None:
+        return None
+    rows = [asdict(c) for c in checks]
+    return atomic_write_json(folder / "results" / f"{notebook}.checks.json",
+                             {"notebook": notebook, "checks": rows})
+
+
+def show_checks(notebook: str, checks: Sequence[Check]) -> pd.DataFrame:
+    """Save the rows for the runner (graded runs only) and return the table for display."""
+    save_checks(notebook, checks)
+    return checks_table(checks)
