@@ -1,0 +1,421 @@
+"""Training the report's CNN: device choice, presets, the loop, checkpoints, results.
+
+The defaults are the report's set-up (Part One, Questions 5 and 6): CrossEntropyLoss,
+Adam(lr=1e-2, weight_decay=1e-4), 10 epochs. The report gives no batch size; we use 32.
+
+    config = resolve_config("quick", epochs=None, lr=None)     # None keeps the preset's value
+    train_loader, test_loader, classes = make_loaders(config)
+    model = ReportCNN(config.in_channels, len(classes))
+    history = fit(model, train_loader, test_loader, config, checkpoint_path="runs/ckpt.pt")
+
+Determinism: every epoch starts with ``torch.manual_seed(seed + epoch)``, so the shuffling
+and the dropout masks of epoch ``e`` depend only on (seed, e). A resumed run therefore
+replays exactly the epochs an uninterrupted run would have run.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import platform
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .atomic import atomic_write, atomic_write_json
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (saved in checkpoints and result JSON).
+
+    data_dir: an ImageFolder-style dataset (None: the built-in one); subset: at most this
+    many images per split (None: all); amp: None (fp32) or "bf16" (autocast, CUDA and CPU);
+    channels_last / fused_adam: speed options that do not change the maths (see notebook 04).
+    """
+
+    preset: str = "report"
+    data_dir: str | None = None
+    epochs: int = 10
+    image_size: int = 256
+    batch_size: int = 32
+    lr: float = 1e-2
+    weight_decay: float = 1e-4
+    in_channels: int = 1
+    device: str = "auto"
+    seed: int = 0
+    subset: int | None = None
+    amp: str | None = None
+    channels_last: bool = True
+    fused_adam: bool = True
+    progress: bool = True
+
+
+#: "quick": the notebooks' default, well under a minute on a 2-core CPU.
+#: "report": the report's configuration (256x256, 10 epochs, the whole dataset).
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {"image_size": 64, "epochs": 3, "subset": 96},
+    "report": {"image_size": 256, "epochs": 10, "subset": None},
+}
+
+AMP_CHOICES = (None, "bf16")
+
+
+def resolve_config(preset: str = "quick", **overrides: Any) -> TrainConfig:
+    """The preset's configuration with every override that is not None applied.
+
+    Notebooks pass their parameters cell straight in: ``None`` means "use the preset".
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown training parameter(s) {unknown}; known: {sorted(known)}")
+    values = {"preset": preset, **PRESETS[preset]}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if values.get("data_dir") is not None:
+        values["data_dir"] = str(values["data_dir"])
+    config = TrainConfig(**values)
+    validate_config(config)
+    return config
+
+
+def validate_config(config: TrainConfig) -> None:
+    """Raise ValueError naming the parameter when a value cannot work."""
+    for name in ("epochs", "image_size", "batch_size", "in_channels"):
+        if int(getattr(config, name)) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.lr <= 0 or not math.isfinite(config.lr):
+        raise ValueError(f"lr must be a positive number, got {config.lr}")
+    if config.weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {config.weight_decay}")
+    if config.subset is not None and config.subset < 1:
+        raise ValueError(f"subset must be None (all images) or >= 1, got {config.subset}")
+    if config.amp not in AMP_CHOICES:
+        raise ValueError(f"amp must be one of {AMP_CHOICES}, got {config.amp!r}")
+
+
+# ---- device ---------------------------------------------------------------------------------
+
+def available_devices() -> list[str]:
+    """Device types usable here, best first (always ends with "cpu")."""
+    found = []
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    return [*found, "cpu"]
+
+
+def select_device(requested: str = "auto") -> torch.device:
+    """"auto" picks cuda, then mps, then cpu; an explicit device must exist here.
+
+    requested: "auto", "cpu", "cuda", "cuda:1", "mps".
+    """
+    available = available_devices()
+    if requested in (None, "auto"):
+        return torch.device(available[0])
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise ValueError(f"device {requested!r} is not a device name; use 'auto' or one of "
+                         f"{available}") from None
+    if device.type not in available:
+        raise ValueError(f"device {requested!r} was requested but is not available on this "
+                         f"machine; available: {available} (or use device='auto')")
+    if device.type == "cuda" and device.index is not None \
+            and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {requested!r} does not exist: this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+# ---- batches ----------------------------------------------------------------------------------
+
+def to_model_input(images: torch.Tensor, device: torch.device,
+                   channels_last: bool = False) -> torch.Tensor:
+    """uint8 images (N, C, H, W) -> float32 in [0, 1] on ``device``.
+
+    The uint8 batch crosses to the device first: 4x fewer bytes than float32.
+    """
+    x = images.to(device, non_blocking=True).float().div_(255.0)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+class TensorBatches:
+    """Mini-batches from images already decoded in memory (the fast path).
+
+    images: uint8 (N, C, H, W); labels: int64 (N,). Re-iterable: each pass reshuffles with
+    the global torch RNG when ``shuffle`` (so ``torch.manual_seed`` fixes the order).
+    Yields (uint8 images (B, C, H, W), labels (B,)).
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                 shuffle: bool = False) -> None:
+        if images.ndim != 4 or images.dtype != torch.uint8:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} "
+                             f"{tuple(images.shape)}")
+        if len(labels) != len(images):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images = images
+        self.labels = labels.long()
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.images)
+        order = torch.randperm(n) if self.shuffle else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            index = order[start:start + self.batch_size]
+            yield self.images[index], self.labels[index]
+
+
+def make_loaders(config: TrainConfig) -> tuple[TensorBatches, TensorBatches, list[str]]:
+    """Train and test batches for ``config`` from the decoded cache (course_utils.cache).
+
+    Returns (train batches, test batches, class names).
+    """
+    from .cache import load_cached_splits  # local: cache imports data, which is optional here
+
+    splits, classes = load_cached_splits(config.data_dir, config.image_size,
+                                         config.in_channels, subset=config.subset,
+                                         seed=config.seed)
+    train_images, train_labels = splits["train"]
+    test_images, test_labels = splits["test"]
+    return (TensorBatches(train_images, train_labels, config.batch_size, shuffle=True),
+            TensorBatches(test_images, test_labels, config.batch_size, shuffle=False),
+            classes)
+
+
+# ---- one epoch --------------------------------------------------------------------------------
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam with the report's lr and weight decay; fused kernels when asked (same maths)."""
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                            fused=bool(config.fused_adam) or None)
+
+
+def _autocast(device: torch.device, amp: str | None):
+    """bf16 autocast when asked, else a no-op context."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
+
+
+def _progress(iterable: Iterable, total: int, desc: str, enabled: bool):
+    """A tqdm bar (tqdm.auto: a widget in JupyterLab, text in a terminal), or the iterable."""
+    if not enabled:
+        return iterable
+    try:
+        import ipywidgets  # noqa: F401  (tqdm.auto needs it for the notebook widget)
+        from tqdm.auto import tqdm
+    except ImportError:  # text bar: works everywhere, no "IProgress not found" warning
+        from tqdm import tqdm
+    return tqdm(iterable, total=total, desc=desc, leave=False)
+
+
+def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer,
+                    device: torch.device, *, channels_last: bool = False,
+                    amp: str | None = None, progress: bool = False,
+                    desc: str = "train") -> float:
+    """One pass over ``batches`` (uint8 images (B, C, H, W), labels (B,)); mean train loss."""
+    model.train()
+    loss_fn = nn.CrossEntropyLoss()
+    count = 0
+    # Keep the running loss on the device: .item() every step would force a sync.
+    running = torch.zeros((), device=device)
+    for images, labels in _progress(batches, len(batches), desc, progress):
+        x = to_model_input(images, device, channels_last)
+        y = labels.to(device, non_blocking=True)
+        with _autocast(device, amp):
+            loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running += loss.detach().float() * len(y)
+        count += len(y)
+    return float(running) / max(count, 1)
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, batches: Iterable, device: torch.device, *,
+            channels_last: bool = False, amp: str | None = None) -> tuple[np.ndarray, np.ndarray,
+                                                                          float]:
+    """Run the model over ``batches`` in eval mode.
+
+    Returns (predicted labels (N,), true labels (N,), mean cross-entropy loss).
+    """
+    model.eval()
+    loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    preds, truths, loss_sum = [], [], 0.0
+    for images, labels in batches:
+        x = to_model_input(images, device, channels_last)
+        y = labels.to(device)
+        with _autocast(device, amp):
+            logits = model(x)
+        loss_sum += float(loss_fn(logits.float(), y))
+        preds.append(logits.argmax(1).cpu())
+        truths.append(labels.cpu())
+    pred = torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
+    true = torch.cat(truths).numpy() if truths else np.zeros(0, dtype=np.int64)
+    return pred, true, loss_sum / max(len(true), 1)
+
+
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """counts[i, j] = images of class i predicted as class j; shape (num_classes, num_classes)."""
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(true), np.asarray(pred)), 1)
+    return counts
+
+
+# ---- checkpoints --------------------------------------------------------------------------------
+
+def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    epoch: int, history: list[dict], config: TrainConfig) -> Path:
+    """Write model, optimizer, finished-epoch count and history to ``path`` atomically.
+
+    Only tensors, numbers, strings, lists and dicts: loadable with weights_only=True.
+    """
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "epoch": int(epoch), "history": history, "config": asdict(config)}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by ``save_checkpoint`` (weights_only=True: no pickled code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train without resume=True first")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a truncated or foreign file: say which, and what to do
+        raise ValueError(f"checkpoint {path} cannot be read ({type(error).__name__}); delete it "
+                         "and train again without resume=True") from error
+
+
+# ---- the loop -----------------------------------------------------------------------------------
+
+@dataclass
+class History:
+    """Per-epoch records: epoch, train_loss, test_loss, test_accuracy, seconds."""
+
+    epochs: list[dict] = field(default_factory=list)
+    predictions: np.ndarray | None = None  # last epoch's test predictions (N,)
+    labels: np.ndarray | None = None       # test labels (N,)
+
+    def column(self, name: str) -> list[float]:
+        """One field across epochs, e.g. ``history.column("train_loss")``."""
+        return [row[name] for row in self.epochs]
+
+    @property
+    def final_accuracy(self) -> float:
+        """Test accuracy after the last epoch."""
+        return self.epochs[-1]["test_accuracy"]
+
+
+def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable, config: TrainConfig,
+        *, checkpoint_path: str | Path | None = None, resume: bool = False,
+        stop_after: int | None = None) -> History:
+    """Train ``model`` for ``config.epochs`` epochs, evaluating on the test batches each epoch.
+
+    checkpoint_path: where to write a checkpoint after every epoch (atomically);
+    resume: continue from that checkpoint (its epochs are not re-run);
+    stop_after: stop after this many epochs of *this call* (simulates an interruption).
+    """
+    device = select_device(config.device)
+    if config.amp == "bf16" and device.type == "mps":
+        raise ValueError("amp='bf16' is supported on cuda and cpu here, not mps; use amp=None")
+    model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, config)
+    history = History()
+    start_epoch = 0
+    if resume:
+        if checkpoint_path is None:
+            raise ValueError("resume=True needs checkpoint_path")
+        state = load_checkpoint(checkpoint_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, history.epochs = state["epoch"], list(state["history"])
+    for epoch in range(start_epoch, config.epochs):
+        if stop_after is not None and epoch - start_epoch >= stop_after:
+            break
+        torch.manual_seed(config.seed + epoch)  # shuffling + dropout of this epoch
+        started = time.perf_counter()
+        train_loss = train_one_epoch(
+            model, train_batches, optimizer, device, channels_last=config.channels_last,
+            amp=config.amp, progress=config.progress,
+            desc=f"epoch {epoch + 1}/{config.epochs}")
+        pred, true, test_loss = predict(model, test_batches, device,
+                                        channels_last=config.channels_last, amp=config.amp)
+        history.epochs.append({
+            "epoch": epoch + 1, "train_loss": train_loss, "test_loss": test_loss,
+            "test_accuracy": float((pred == true).mean()) if len(true) else float("nan"),
+            "seconds": time.perf_counter() - started})
+        history.predictions, history.labels = pred, true
+        if checkpoint_path is not None:
+            save_checkpoint(checkpoint_path, model, optimizer, epoch + 1, history.epochs, config)
+    if history.predictions is None and history.epochs:  # resumed after the last epoch
+        history.predictions, history.labels, _ = predict(
+            model, test_batches, device, channels_last=config.channels_last, amp=config.amp)
+    return history
+
+
+# ---- results ------------------------------------------------------------------------------------
+
+def environment_info(device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Device, processor names, thread count and library versions (stored with every result)."""
+    device = torch.device(device)
+    info = {"device": str(device), "cpu": _cpu_name(), "threads": torch.get_num_threads(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "platform": platform.platform()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def _cpu_name() -> str:
+    """The processor's model name (from /proc/cpuinfo on Linux, else platform)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def result_record(config: TrainConfig, history: History, classes: list[str],
+                  device: torch.device | str) -> dict[str, Any]:
+    """The JSON-ready result of a run: configuration, history, accuracy, confusion, versions."""
+    counts = confusion_matrix(history.labels, history.predictions, len(classes))
+    return {"config": asdict(config), "classes": list(classes), "history": history.epochs,
+            "final_accuracy": history.final_accuracy, "confusion_matrix": counts.tolist(),
+            "environment": environment_info(device)}
+
+
+def save_result(path: str | Path, config: TrainConfig, history: History, classes: list[str],
+                device: torch.device | str) -> Path:
+    """Write ``result_record(...)`` to ``path`` as JSON (atomically)."""
+    return atomic_write_json(path, result_record(config, history, classes, device))
+
+
+def with_overrides(config: TrainConfig, **changes: Any) -> TrainConfig:
+    """A copy of ``config`` with ``changes`` applied and validated (e.g. lr=1e-3)."""
+    changed = replace(config, **changes)
+    validate_config(changed)
+    return changed
