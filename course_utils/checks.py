@@ -142,3 +142,16 @@ def show_checks(notebook: str, checks: Sequence[Check]) -> pd.DataFrame:
     """Save the rows for the runner (graded runs only) and return the table for display."""
     save_checks(notebook, checks)
     return checks_table(checks)
+
+
+def save_run_meta(notebook: str, device: str = "cpu", **fields: Any) -> Path | None:
+    """In a graded run, write ``{"device": device, **fields}`` to
+    ``<run>/results/<notebook>.meta.json`` (atomically) for the runner's summary.
+
+    Returns the path written, or None outside a graded run (nothing is written).
+    """
+    folder = run_dir()
+    if folder is None:
+        return None
+    return atomic_write_json(folder / "results" / f"{notebook}.meta.json",
+                             {"notebook": notebook, "device": str(device), **fields})
