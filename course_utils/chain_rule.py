@@ -1,0 +1,389 @@
+"""The report's chain-rule network (Part Two, "Chain Rule"), by hand, in plain Python.
+
+The network has two inputs, one hidden neuron and one output neuron, no biases:
+
+    z1 = w1 x1 + w2 x2      h = f(z1)          (hidden pre-activation and output)
+    z2 = w3 h               y = g(z2)          (output pre-activation and output)
+    E  = 1/2 (y - t)^2                         (squared error against the target t)
+
+``forward`` returns every intermediate, ``backward`` applies the chain rule exactly as the
+report writes it, and ``gradient_descent`` repeats the report's update rule. Every quantity is
+a Python float (a scalar): the point is the chain rule, not array shapes.
+
+Two independent references check the hand-derived gradients: ``autograd_gradients`` (PyTorch,
+float64) and ``finite_difference_gradients`` (centred differences, via
+``course_utils.scratch.numerical_gradient``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .scratch import numerical_gradient, relative_error
+
+# ---- Activations: a named pair (value, derivative) -------------------------------------
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation function and its derivative, both evaluated at the pre-activation z.
+
+    value(z) -> a; derivative(z) -> da/dz. Both take and return a float.
+    """
+
+    name: str
+    value: Callable[[float], float]
+    derivative: Callable[[float], float]
+
+
+def sigmoid(z: float) -> float:
+    """1 / (1 + exp(-z)), written so that exp never overflows for large |z|."""
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)  # z < 0: exp(z) is small, exp(-z) could overflow
+    return e / (1.0 + e)
+
+
+def sigmoid_derivative(z: float) -> float:
+    """sigma'(z) = sigma(z) (1 - sigma(z))."""
+    s = sigmoid(z)
+    return s * (1.0 - s)
+
+
+def tanh(z: float) -> float:
+    """tanh(z)."""
+    return math.tanh(z)
+
+
+def tanh_derivative(z: float) -> float:
+    """tanh'(z) = 1 - tanh(z)^2."""
+    return 1.0 - math.tanh(z) ** 2
+
+
+def relu(z: float) -> float:
+    """max(0, z)."""
+    return z if z > 0 else 0.0
+
+
+def relu_derivative(z: float) -> float:
+    """1 for z > 0, else 0.
+
+    ReLU has no derivative at z = 0 (the slope jumps from 0 to 1). We use 0 there, the same
+    choice as PyTorch, so that autograd and this code agree even exactly at the kink.
+    """
+    return 1.0 if z > 0 else 0.0
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "sigmoid": Activation("sigmoid", sigmoid, sigmoid_derivative),
+    "tanh": Activation("tanh", tanh, tanh_derivative),
+    "relu": Activation("relu", relu, relu_derivative),
+}
+
+
+def get_activation(name: str, parameter: str = "activation") -> Activation:
+    """The activation called ``name``; ``parameter`` names the knob in the error message."""
+    if not isinstance(name, str) or name.lower() not in ACTIVATIONS:
+        valid = ", ".join(repr(n) for n in ACTIVATIONS)
+        raise ValueError(f"unknown activation {name!r} for parameter {parameter!r}; "
+                         f"valid names are {valid}")
+    return ACTIVATIONS[name.lower()]
+
+
+# ---- Forward and backward ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Everything the forward pass computed: the inputs, the weights and every intermediate.
+
+    It is also the cache that ``backward`` reads (CS231n style). All fields are floats except
+    the activation names f and g.
+    """
+
+    x1: float
+    x2: float
+    t: float
+    w1: float
+    w2: float
+    w3: float
+    f: str
+    g: str
+    z1: float  # w1 x1 + w2 x2, the hidden neuron's pre-activation
+    h: float  # f(z1)
+    z2: float  # w3 h, the output neuron's pre-activation
+    y: float  # g(z2)
+    E: float  # 1/2 (y - t)^2
+
+
+@dataclass(frozen=True)
+class Gradients:
+    """The partial derivatives of E the report derives (all floats)."""
+
+    dE_dy: float
+    dE_dw3: float
+    dE_dh: float
+    dE_dw1: float
+    dE_dw2: float
+
+
+def _finite(value: float, parameter: str) -> float:
+    """``value`` as a float, or a ValueError naming the parameter."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"parameter {parameter!r} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"parameter {parameter!r} must be finite, got {value!r}")
+    return number
+
+
+def forward(x1: float, x2: float, t: float, w1: float, w2: float, w3: float,
+            f: str = "sigmoid", g: str = "sigmoid") -> Forward:
+    """Run the network on one example (x1, x2) with target t; return every intermediate."""
+    x1, x2, t = _finite(x1, "x1"), _finite(x2, "x2"), _finite(t, "t")
+    w1, w2, w3 = _finite(w1, "w1"), _finite(w2, "w2"), _finite(w3, "w3")
+    f_act, g_act = get_activation(f, "f"), get_activation(g, "g")
+    z1 = w1 * x1 + w2 * x2
+    h = f_act.value(z1)
+    z2 = w3 * h
+    y = g_act.value(z2)
+    E = 0.5 * (y - t) ** 2
+    return Forward(x1, x2, t, w1, w2, w3, f_act.name, g_act.name, z1, h, z2, y, E)
+
+
+def backward(cache: Forward) -> Gradients:
+    """The report's chain rule, one line per equation, from the output back to w1 and w2."""
+    f_prime = ACTIVATIONS[cache.f].derivative
+    g_prime = ACTIVATIONS[cache.g].derivative
+    dE_dy = cache.y - cache.t  # the 1/2 in E cancels the 2 from the square
+    dE_dw3 = dE_dy * g_prime(cache.z2) * cache.h  # g' is evaluated at z2 = w3 h, not at y
+    dE_dh = dE_dy * g_prime(cache.z2) * cache.w3
+    dE_dw1 = dE_dh * f_prime(cache.z1) * cache.x1
+    dE_dw2 = dE_dh * f_prime(cache.z1) * cache.x2
+    return Gradients(dE_dy, dE_dw3, dE_dh, dE_dw1, dE_dw2)
+
+
+def dead_units(cache: Forward) -> list[str]:
+    """Names of ReLU neurons that are off (pre-activation <= 0), so pass back no gradient."""
+    dead = []
+    if cache.f == "relu" and cache.z1 <= 0:
+        dead.append(f"hidden neuron h (f = relu, z1 = {cache.z1:.4g} <= 0)")
+    if cache.g == "relu" and cache.z2 <= 0:
+        dead.append(f"output neuron y (g = relu, z2 = {cache.z2:.4g} <= 0)")
+    return dead
+
+
+# ---- Gradient descent ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One row of the descent history: the weights, the error and the gradients at them."""
+
+    step: int
+    w1: float
+    w2: float
+    w3: float
+    E: float
+    dE_dw1: float
+    dE_dw2: float
+    dE_dw3: float
+
+
+def gradient_descent(x1: float, x2: float, t: float, w1: float, w2: float, w3: float,
+                     f: str = "sigmoid", g: str = "sigmoid", lr: float = 0.5,
+                     steps: int = 50) -> list[Step]:
+    """Repeat the report's update w <- w - lr dE/dw ``steps`` times on one example.
+
+    Returns steps + 1 rows: the starting weights (step 0) and the weights after each update.
+    All three gradients are computed at the current weights before any weight changes.
+    """
+    lr = _finite(lr, "lr")
+    if lr <= 0:
+        raise ValueError(f"parameter 'lr' must be > 0 (e.g. 0.5), got {lr}")
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 0:
+        raise ValueError(f"parameter 'steps' must be an integer >= 0, got {steps!r}")
+    history = []
+    for step in range(int(steps) + 1):
+        cache = forward(x1, x2, t, w1, w2, w3, f, g)
+        grads = backward(cache)
+        history.append(Step(step, cache.w1, cache.w2, cache.w3, cache.E,
+                            grads.dE_dw1, grads.dE_dw2, grads.dE_dw3))
+        # One simultaneous update: every gradient above was computed at the old weights.
+        w1 = cache.w1 - lr * grads.dE_dw1
+        w2 = cache.w2 - lr * grads.dE_dw2
+        w3 = cache.w3 - lr * grads.dE_dw3
+    return history
+
+
+def history_frame(history: list[Step]) -> pd.DataFrame:
+    """The descent history as a table, one row per step."""
+    return pd.DataFrame([vars(s) for s in history]).set_index("step")
+
+
+# ---- Two independent references -----------------------------------------------------------
+
+
+def autograd_gradients(cache: Forward) -> Gradients:
+    """The same gradients from torch.autograd in float64, for the example stored in ``cache``."""
+    import torch  # only the reference needs torch; the hand-written code is plain Python
+
+    def leaf(value: float) -> torch.Tensor:
+        return torch.tensor(value, dtype=torch.float64, requires_grad=True)
+
+    torch_fns = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
+    w1, w2, w3 = leaf(cache.w1), leaf(cache.w2), leaf(cache.w3)
+    h = torch_fns[cache.f](w1 * cache.x1 + w2 * cache.x2)
+    y = torch_fns[cache.g](w3 * h)
+    h.retain_grad()  # h and y are not leaves: ask autograd to keep their gradients too
+    y.retain_grad()
+    E = 0.5 * (y - cache.t) ** 2
+    E.backward()
+    return Gradients(float(y.grad), float(w3.grad), float(h.grad), float(w1.grad),
+                     float(w2.grad))
+
+
+def finite_difference_gradients(cache: Forward, h: float = 1e-5) -> Gradients:
+    """The same gradients from centred finite differences (E(v + h) - E(v - h)) / 2h.
+
+    dE/dy and dE/dh treat y and h as the free variable (everything downstream recomputed).
+    """
+    def error_of_weights(w: np.ndarray) -> np.ndarray:  # w: (3,) = (w1, w2, w3)
+        run = forward(cache.x1, cache.x2, cache.t, w[0], w[1], w[2], cache.f, cache.g)
+        return np.array(run.E)
+
+    def error_of_hidden(hidden: np.ndarray) -> np.ndarray:  # hidden: () = h
+        y = ACTIVATIONS[cache.g].value(cache.w3 * float(hidden))
+        return np.array(0.5 * (y - cache.t) ** 2)
+
+    def error_of_output(y: np.ndarray) -> np.ndarray:  # y: ()
+        return np.array(0.5 * (float(y) - cache.t) ** 2)
+
+    one = np.array(1.0)  # E is a scalar: the upstream gradient dE/dE is 1
+    d_w = numerical_gradient(error_of_weights, np.array([cache.w1, cache.w2, cache.w3]), one, h)
+    d_h = numerical_gradient(error_of_hidden, np.array(cache.h), one, h)
+    d_y = numerical_gradient(error_of_output, np.array(cache.y), one, h)
+    return Gradients(float(d_y), float(d_w[2]), float(d_h), float(d_w[0]), float(d_w[1]))
+
+
+def format_error(error: float) -> str:
+    """An error as its order of magnitude, e.g. '< 1e-15' (stable across runs), or '0'."""
+    if error == 0:
+        return "0"
+    return f"< 1e{math.floor(math.log10(error)) + 1}"
+
+
+GRADIENT_NAMES = {"dE_dy": "dE/dy", "dE_dh": "dE/dh", "dE_dw3": "dE/dw3",
+                  "dE_dw1": "dE/dw1", "dE_dw2": "dE/dw2"}
+
+
+def gradient_table(cache: Forward, decimals: int = 10) -> pd.DataFrame:
+    """Hand-derived, autograd and finite-difference gradients side by side, one row each."""
+    hand, auto, numeric = (backward(cache), autograd_gradients(cache),
+                           finite_difference_gradients(cache))
+    rows = []
+    for field, label in GRADIENT_NAMES.items():
+        a, b, c = getattr(hand, field), getattr(auto, field), getattr(numeric, field)
+        rows.append({"gradient": label, "by hand (report)": round(a, decimals),
+                     "torch.autograd": round(b, decimals),
+                     "finite differences": round(c, decimals),
+                     "rel. error vs autograd": format_error(relative_error(a, b)),
+                     "rel. error vs finite diff.": format_error(relative_error(a, c))})
+    return pd.DataFrame(rows).set_index("gradient")
+
+
+def worst_relative_errors(cache: Forward) -> tuple[float, float]:
+    """Largest relative error of the hand gradients (vs autograd, vs finite differences)."""
+    fields = list(GRADIENT_NAMES)
+    hand, auto = backward(cache), autograd_gradients(cache)
+    numeric = finite_difference_gradients(cache)
+    ours = [getattr(hand, name) for name in fields]
+    return (relative_error(ours, [getattr(auto, name) for name in fields]),
+            relative_error(ours, [getattr(numeric, name) for name in fields]))
+
+
+def near_relu_kink(cache: Forward, margin: float = 1e-3) -> bool:
+    """True when a ReLU pre-activation is within ``margin`` of 0, where ReLU has no slope.
+
+    Finite differences there straddle the kink and average the slopes 0 and 1, so they are
+    not a fair reference. (A dead hidden ReLU feeding an output ReLU puts z2 exactly at 0.)
+    """
+    return ((cache.f == "relu" and abs(cache.z1) < margin)
+            or (cache.g == "relu" and abs(cache.z2) < margin))
+
+
+def random_agreement(n_points: int, seed: int) -> pd.DataFrame:
+    """Worst relative errors of the hand gradients, for every (f, g) pair at random points.
+
+    Inputs, weights and targets are drawn from N(0, 1) with numpy's generator ``seed``.
+    Returns one row per (f, g) pair: worst_vs_autograd (all points), worst_vs_finite_diff
+    (points away from ReLU kinks), dead_points (a ReLU neuron switched off) and kink_points
+    (left out of the finite-difference comparison, see ``near_relu_kink``).
+    """
+    if isinstance(n_points, bool) or not isinstance(n_points, int | np.integer) or n_points < 1:
+        raise ValueError(f"parameter 'n_random_points' must be an integer >= 1, got {n_points!r}")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for f in ACTIVATIONS:
+        for g in ACTIVATIONS:
+            row = {"f": f, "g": g, "worst_vs_autograd": 0.0, "worst_vs_finite_diff": 0.0,
+                   "dead_points": 0, "kink_points": 0}
+            for x1, x2, t, w1, w2, w3 in rng.standard_normal((n_points, 6)):
+                cache = forward(x1, x2, t, w1, w2, w3, f, g)
+                error_auto, error_numeric = worst_relative_errors(cache)
+                row["worst_vs_autograd"] = max(row["worst_vs_autograd"], error_auto)
+                row["dead_points"] += bool(dead_units(cache))
+                if near_relu_kink(cache):
+                    row["kink_points"] += 1
+                else:
+                    row["worst_vs_finite_diff"] = max(row["worst_vs_finite_diff"], error_numeric)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---- Figures ------------------------------------------------------------------------------
+
+
+def plot_activations(z_min: float = -4.0, z_max: float = 4.0) -> plt.Figure:
+    """Each activation (top row) and its derivative (bottom row) on [z_min, z_max]."""
+    z = np.linspace(z_min, z_max, 401)
+    fig, axes = plt.subplots(2, len(ACTIVATIONS), figsize=(9, 4.5), sharex=True)
+    for column, act in enumerate(ACTIVATIONS.values()):
+        axes[0, column].plot(z, [act.value(v) for v in z])
+        axes[0, column].set_title(act.name)
+        axes[1, column].plot(z, [act.derivative(v) for v in z], color="tab:orange")
+        axes[1, column].set_xlabel("z")
+    axes[0, 0].set_ylabel("value a(z)")
+    axes[1, 0].set_ylabel("derivative a'(z)")
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_descent(history: list[Step], title: str) -> plt.Figure:
+    """E against the step (left, log scale when E > 0) and the three weights (right)."""
+    frame = history_frame(history)
+    fig, (ax_error, ax_weights) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax_error.plot(frame.index, frame["E"], marker=".")
+    if (frame["E"] > 0).all():
+        ax_error.set_yscale("log")  # E shrinks by orders of magnitude near the target
+    ax_error.set_xlabel("gradient-descent step")
+    ax_error.set_ylabel("E = 1/2 (y - t)^2")
+    ax_error.set_title(title)
+    for name in ("w1", "w2", "w3"):
+        ax_weights.plot(frame.index, frame[name], label=name)
+    ax_weights.set_xlabel("gradient-descent step")
+    ax_weights.set_ylabel("weight value")
+    ax_weights.legend()
+    for ax in (ax_error, ax_weights):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

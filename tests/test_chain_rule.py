@@ -1,0 +1,186 @@
+"""Tests for course_utils.chain_rule: the report's chain-rule network by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from course_utils.chain_rule import (
+    ACTIVATIONS,
+    autograd_gradients,
+    backward,
+    dead_units,
+    finite_difference_gradients,
+    format_error,
+    forward,
+    get_activation,
+    gradient_descent,
+    random_agreement,
+)
+
+PAIRS = [(f, g) for f in ACTIVATIONS for g in ACTIVATIONS]
+FIELDS = ("dE_dy", "dE_dh", "dE_dw1", "dE_dw2", "dE_dw3")
+
+# Moderate values keep sigmoid/tanh away from total saturation, where every method gives 0.
+number = st.floats(min_value=-3.0, max_value=3.0, allow_nan=False, allow_infinity=False)
+example = st.tuples(number, number, number, number, number, number)
+
+
+def assert_gradients_close(ours, reference, rtol: float, atol: float) -> None:
+    for field in FIELDS:
+        a, b = getattr(ours, field), getattr(reference, field)
+        assert math.isclose(a, b, rel_tol=rtol, abs_tol=atol), (field, a, b)
+
+
+@pytest.mark.parametrize(("f", "g"), PAIRS)
+@settings(max_examples=30, deadline=None)
+@given(values=example)
+def test_hand_gradients_match_autograd_float64(f, g, values):
+    x1, x2, t, w1, w2, w3 = values
+    cache = forward(x1, x2, t, w1, w2, w3, f, g)
+    assert_gradients_close(backward(cache), autograd_gradients(cache), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(("f", "g"), PAIRS)
+@settings(max_examples=15, deadline=None)
+@given(values=example)
+def test_hand_gradients_match_finite_differences(f, g, values):
+    x1, x2, t, w1, w2, w3 = values
+    cache = forward(x1, x2, t, w1, w2, w3, f, g)
+    # Finite differences straddle a ReLU kink when a pre-activation is within h of 0: skip
+    # those points (the derivative is undefined there; the kink has its own test below).
+    assume(abs(cache.z1) > 1e-3 and abs(cache.z2) > 1e-3)
+    assert_gradients_close(backward(cache), finite_difference_gradients(cache),
+                           rtol=1e-6, atol=1e-8)
+
+
+def test_forward_matches_the_report_equations_at_a_hand_computed_point():
+    cache = forward(x1=1.0, x2=2.0, t=1.0, w1=0.5, w2=-0.25, w3=2.0, f="relu", g="tanh")
+    assert cache.z1 == 0.0 and cache.h == 0.0  # 0.5*1 - 0.25*2 = 0 exactly
+    cache = forward(x1=1.0, x2=2.0, t=1.0, w1=1.0, w2=0.5, w3=0.5, f="relu", g="relu")
+    assert (cache.z1, cache.h, cache.z2, cache.y, cache.E) == (2.0, 2.0, 1.0, 1.0, 0.0)
+    grads = backward(forward(x1=1.0, x2=2.0, t=0.0, w1=1.0, w2=0.5, w3=0.5, f="relu", g="relu"))
+    # y = 1, t = 0: dE/dy = 1, dE/dw3 = 1*1*h = 2, dE/dh = w3 = 0.5, dE/dw1 = 0.5*x1, dE/dw2
+    assert (grads.dE_dy, grads.dE_dw3, grads.dE_dh, grads.dE_dw1, grads.dE_dw2) == (
+        1.0, 2.0, 0.5, 0.5, 1.0)
+
+
+def test_relu_derivative_at_zero_is_zero_like_torch():
+    cache = forward(x1=1.0, x2=2.0, t=1.0, w1=0.5, w2=-0.25, w3=2.0, f="relu", g="sigmoid")
+    assert cache.z1 == 0.0
+    ours, torch_grads = backward(cache), autograd_gradients(cache)
+    assert ours.dE_dw1 == torch_grads.dE_dw1 == 0.0
+    # Centred differences average the two one-sided slopes (0 and 1): not 0 at the kink.
+    assert finite_difference_gradients(cache).dE_dw1 != 0.0
+
+
+@pytest.mark.parametrize("g", list(ACTIVATIONS))
+def test_dead_hidden_relu_gives_zero_gradients_and_a_stuck_descent(g):
+    cache = forward(x1=1.0, x2=1.0, t=0.3, w1=-1.0, w2=-0.5, w3=0.7, f="relu", g=g)
+    assert cache.z1 < 0 and cache.h == 0.0
+    assert dead_units(cache) and "hidden" in dead_units(cache)[0]
+    grads = backward(cache)
+    assert grads.dE_dw1 == grads.dE_dw2 == grads.dE_dw3 == 0.0
+    history = gradient_descent(1.0, 1.0, 0.3, -1.0, -0.5, 0.7, "relu", g, lr=0.5, steps=5)
+    assert len({step.E for step in history}) == 1  # E never moves
+    assert history[-1].w1 == -1.0 and history[-1].w3 == 0.7
+
+
+def test_live_units_are_not_reported_dead():
+    cache = forward(x1=1.0, x2=1.0, t=0.3, w1=1.0, w2=0.5, w3=0.7, f="relu", g="relu")
+    assert dead_units(cache) == []
+    assert dead_units(forward(1.0, 1.0, 0.3, 1.0, 0.5, -0.7, "relu", "relu"))[0].startswith(
+        "output")
+
+
+@pytest.mark.parametrize(("f", "g"), PAIRS)
+@settings(max_examples=20, deadline=None)
+@given(values=st.tuples(*[st.floats(-2.0, 2.0)] * 6))
+def test_one_small_step_does_not_increase_e(f, g, values):
+    x1, x2, t, w1, w2, w3 = values
+    before, after = gradient_descent(x1, x2, t, w1, w2, w3, f, g, lr=1e-4, steps=1)
+    assert after.E <= before.E + 1e-15
+    grad_sq = before.dE_dw1 ** 2 + before.dE_dw2 ** 2 + before.dE_dw3 ** 2
+    start = forward(x1, x2, t, w1, w2, w3, f, g)
+    # A step that lands across a ReLU kink can stop in the flat, dead region with E unchanged;
+    # away from kinks, a step large enough to register in float64 must lower E.
+    near_kink = min(abs(start.z1), abs(start.z2)) < 1e-3 and "relu" in (f, g)
+    if 1e-4 * grad_sq > 1e-10 and not near_kink:
+        assert after.E < before.E
+
+
+@pytest.mark.parametrize(("f", "g"), [("sigmoid", "sigmoid"), ("tanh", "sigmoid"),
+                                      ("tanh", "tanh"), ("relu", "sigmoid")])
+def test_descent_with_a_small_rate_lowers_e_every_step(f, g):
+    history = gradient_descent(1.0, 0.5, 0.8, 0.4, 0.3, 0.9, f, g, lr=0.5, steps=40)
+    errors = [s.E for s in history]
+    assert all(later < earlier for earlier, later in zip(errors, errors[1:], strict=False))
+    assert errors[-1] < 0.5 * errors[0]
+
+
+def test_descent_uses_gradients_from_before_the_update():
+    history = gradient_descent(1.0, -0.5, 0.2, 0.4, 0.3, 0.9, "tanh", "sigmoid", lr=0.7, steps=1)
+    start, updated = history
+    grads = backward(forward(1.0, -0.5, 0.2, 0.4, 0.3, 0.9, "tanh", "sigmoid"))
+    assert updated.w1 == 0.4 - 0.7 * grads.dE_dw1
+    assert updated.w2 == 0.3 - 0.7 * grads.dE_dw2
+    assert updated.w3 == 0.9 - 0.7 * grads.dE_dw3
+    assert (start.w1, start.w2, start.w3) == (0.4, 0.3, 0.9)
+
+
+def test_descent_history_has_steps_plus_one_rows():
+    history = gradient_descent(1.0, 0.5, 0.8, 0.4, 0.3, 0.9, steps=7)
+    assert [s.step for s in history] == list(range(8))
+    assert gradient_descent(1.0, 0.5, 0.8, 0.4, 0.3, 0.9, steps=0)[0].E == forward(
+        1.0, 0.5, 0.8, 0.4, 0.3, 0.9).E
+
+
+@pytest.mark.parametrize("name", ["softmax", "Sigmoid ", "", None, 3])
+def test_bad_activation_name_lists_valid_names(name):
+    with pytest.raises(ValueError, match=r"parameter 'g'.*'sigmoid', 'tanh', 'relu'"):
+        forward(1.0, 1.0, 0.5, 0.1, 0.2, 0.3, f="sigmoid", g=name)
+    with pytest.raises(ValueError, match=r"parameter 'f'"):
+        get_activation(name, "f")
+
+
+def test_activation_names_are_case_insensitive():
+    assert get_activation("ReLU").name == "relu"
+
+
+@pytest.mark.parametrize(("kwargs", "parameter"), [
+    ({"x1": float("nan")}, "x1"), ({"w3": float("inf")}, "w3"), ({"t": "high"}, "t"),
+])
+def test_non_finite_inputs_name_the_parameter(kwargs, parameter):
+    values = {"x1": 1.0, "x2": 1.0, "t": 0.5, "w1": 0.1, "w2": 0.2, "w3": 0.3, **kwargs}
+    with pytest.raises(ValueError, match=f"parameter '{parameter}'"):
+        forward(**values)
+
+
+@pytest.mark.parametrize(("kwargs", "parameter"), [
+    ({"lr": 0.0}, "lr"), ({"lr": -0.1}, "lr"), ({"steps": -1}, "steps"), ({"steps": 2.5}, "steps"),
+])
+def test_bad_descent_settings_name_the_parameter(kwargs, parameter):
+    with pytest.raises(ValueError, match=f"parameter '{parameter}'"):
+        gradient_descent(1.0, 1.0, 0.5, 0.1, 0.2, 0.3, **kwargs)
+
+
+def test_sigmoid_does_not_overflow_far_from_zero():
+    assert ACTIVATIONS["sigmoid"].value(-1000.0) == 0.0
+    assert ACTIVATIONS["sigmoid"].value(1000.0) == 1.0
+
+
+def test_format_error():
+    assert format_error(0.0) == "0"
+    assert format_error(3e-16) == "< 1e-15"
+    assert format_error(1e-9) == "< 1e-8"
+
+
+def test_random_agreement_covers_every_pair_and_rejects_bad_counts():
+    frame = random_agreement(n_points=3, seed=0)
+    assert len(frame) == len(PAIRS)
+    assert (frame["worst_vs_autograd"] < 1e-12).all()
+    with pytest.raises(ValueError, match="n_random_points"):
+        random_agreement(n_points=0, seed=0)
