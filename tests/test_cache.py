@@ -1,0 +1,96 @@
+"""course_utils.cache: same pixels as decoding, reuse, invalidation, per-dataset keys."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from course_utils import cache
+from course_utils.data import find_images, generate_dataset, load_image
+
+CLASSES = ["checkerboard", "circles", "vertical_stripes"]
+
+
+@pytest.fixture()
+def dataset(tmp_path):
+    return generate_dataset(tmp_path / "ds", train_per_class=3, test_per_class=2, width=48,
+                            height=56, classes=CLASSES)
+
+
+def load(dataset, tmp_path, split="train", size=32, channels=1):
+    stats = cache.CacheStats()
+    index = find_images(dataset)
+    images, labels = cache.load_cached_split(index, split, size, channels,
+                                             cache_dir=tmp_path / "cache", stats=stats)
+    return images, labels, stats
+
+
+def test_cached_pixels_equal_direct_decoding(dataset, tmp_path):
+    images, labels, stats = load(dataset, tmp_path)
+    index = find_images(dataset)
+    direct = np.stack([load_image(p, 32, 1) for p, _ in index.files["train"]])
+    assert images.dtype.is_floating_point is False and images.shape == (9, 1, 32, 32)
+    assert np.array_equal(images.numpy(), direct)
+    assert labels.tolist() == [label for _, label in index.files["train"]]
+    assert (stats.decoded, stats.reused) == (9, 0)
+
+
+def test_second_load_reuses_everything(dataset, tmp_path):
+    first, _, _ = load(dataset, tmp_path)
+    second, _, stats = load(dataset, tmp_path)
+    assert (stats.decoded, stats.reused) == (0, 9)
+    assert np.array_equal(first.numpy(), second.numpy())
+
+
+def test_changed_file_is_decoded_again(dataset, tmp_path):
+    before, _, _ = load(dataset, tmp_path)
+    target = find_images(dataset).files["train"][0][0]
+    Image.fromarray(np.full((56, 48), 255, np.uint8), mode="L").save(target)
+    stat = target.stat()  # a later edit: make sure the timestamp moves even on coarse clocks
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    after, _, stats = load(dataset, tmp_path)
+    assert (stats.decoded, stats.reused) == (1, 8)
+    assert (after[0] == 255).all() and not (before[0] == 255).all()
+    assert np.array_equal(after[1:].numpy(), before[1:].numpy())
+
+
+def test_deleted_file_leaves_the_cache(dataset, tmp_path):
+    load(dataset, tmp_path)
+    target = find_images(dataset).files["train"][0][0]
+    target.unlink()
+    images, _, stats = load(dataset, tmp_path)
+    assert len(images) == 8 and stats.decoded == 0
+    stored = np.load(cache.cache_file(dataset, 32, 1, tmp_path / "cache"))
+    assert len(stored["names"]) == 8  # the test split was never loaded
+
+
+def test_keys_separate_size_channels_and_dataset(dataset, tmp_path):
+    other = generate_dataset(tmp_path / "other", train_per_class=1, test_per_class=1, width=48,
+                             height=56, classes=CLASSES[:2])
+    folder = tmp_path / "cache"
+    names = {cache.cache_file(dataset, 32, 1, folder), cache.cache_file(dataset, 64, 1, folder),
+             cache.cache_file(dataset, 32, 3, folder), cache.cache_file(other, 32, 1, folder)}
+    assert len(names) == 4
+    rgb, _, _ = load(dataset, tmp_path, channels=3)
+    assert rgb.shape == (9, 3, 32, 32) and np.array_equal(rgb[:, 0], rgb[:, 2])
+
+
+def test_corrupt_cache_file_is_rebuilt(dataset, tmp_path):
+    load(dataset, tmp_path)
+    cache.cache_file(dataset, 32, 1, tmp_path / "cache").write_bytes(b"garbage")
+    images, _, stats = load(dataset, tmp_path)
+    assert stats.decoded == 9 and images.shape[0] == 9
+
+
+def test_subset_matches_the_plain_dataset(dataset, tmp_path):
+    from course_utils.data import ImageFolderDataset
+    index = find_images(dataset)
+    images, labels = cache.load_cached_split(index, "train", 32, 1, subset=2, seed=5,
+                                             cache_dir=tmp_path / "cache")
+    plain = ImageFolderDataset(index, "train", 32, 1, subset=2, seed=5)
+    assert labels.tolist() == plain.targets
+    x, _ = plain[0]
+    assert np.allclose(images[0].float() / 255, x)
