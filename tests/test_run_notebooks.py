@@ -1,0 +1,376 @@
+"""Tests for the notebook runner (course_utils.run_notebooks), on tiny fixture notebooks.
+
+tests/fixtures/notebooks/: 01_passes (a figure and two checks), 02_fails (raises in cell 3 on
+purpose), 03_device (records a device). One graded run of the three (about 10 s, one kernel
+each) backs the end-to-end tests; everything else runs without a kernel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from course_utils import run_notebooks as rn
+from course_utils.checks import check_claim, save_run_meta
+from course_utils.paths import NOTEBOOKS_DIR, PROJECT_ROOT, RUN_DIR_ENV
+
+FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
+README = PROJECT_ROOT / "README.md"
+START, END = "<!-- parameters:start -->", "<!-- parameters:end -->"
+
+
+def run_main(argv: list[str]) -> SimpleNamespace:
+    """Call the runner's main() in-process, capturing what it prints."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = rn.main(argv)
+    return SimpleNamespace(status=status, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def copy_fixtures(root: Path) -> Path:
+    """A private copy of the fixture notebooks, so a runner bug cannot touch the repo's."""
+    folder = root / "notebooks"
+    shutil.copytree(FIXTURES, folder)
+    return folder
+
+
+# ---- parameters ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("3", 3), ("-1", -1), ("2.5", 2.5), ("1e-3", 0.001), ("True", True), ("False", False),
+    ("None", None), ("true", "true"), ("cuda", "cuda"), ("", ""), ("data/my set", "data/my set"),
+])
+def test_parse_value_examples(text: str, expected: object) -> None:
+    value = rn.parse_value(text)
+    assert value == expected and type(value) is type(expected)
+
+
+@given(st.text(max_size=12))
+def test_parse_value_agrees_with_papermill_cli(text: str) -> None:
+    from papermill.cli import _resolve_type  # private, but it *is* papermill's -p behaviour
+
+    ours, theirs = rn.parse_value(text), _resolve_type(text)
+    assert type(ours) is type(theirs)
+    assert ours == theirs or (isinstance(ours, float) and math.isnan(ours) and math.isnan(theirs))
+
+
+def test_collect_params_yaml_then_pairs_later_wins(tmp_path: Path) -> None:
+    params_file = tmp_path / "grading.yaml"
+    params_file.write_text("epochs: 2\ndata_dir: my_data\nsizes: [1, 2]\n")
+    params = rn.collect_params(params_file, [("epochs", "5"), ("fast", "True")])
+    assert params == {"epochs": 5, "data_dir": "my_data", "sizes": [1, 2], "fast": True}
+
+
+@pytest.mark.parametrize("content, message", [
+    ("- 1\n- 2\n", "must be a YAML mapping"),
+    ("epochs: [1, 2\n", "could not parse"),
+    ("1st: 3\n", "not a Python variable name"),
+])
+def test_bad_params_file_names_the_file(tmp_path: Path, content: str, message: str) -> None:
+    params_file = tmp_path / "grading.yaml"
+    params_file.write_text(content)
+    with pytest.raises(rn.RunnerError, match=message) as info:
+        rn.collect_params(params_file)
+    assert "grading.yaml" in str(info.value)
+
+
+def test_missing_params_file_and_bad_pair_name(tmp_path: Path) -> None:
+    with pytest.raises(rn.RunnerError, match="nope.yaml' not found"):
+        rn.collect_params(tmp_path / "nope.yaml")
+    with pytest.raises(rn.RunnerError, match="'my-param' given with -p"):
+        rn.collect_params(None, [("my-param", "1")])
+
+
+def test_parse_parameters_reads_types_defaults_and_help() -> None:
+    source = (
+        "import math  # not a parameter\n"
+        'preset = None  # None = quick, "report" = full\n'
+        "lr: float = 0.1\n"
+        "sizes = [\n    1,\n    2,\n]  # one per layer\n"
+        "epochs = 3\n"
+        "scale = math.pi  # an expression\n"
+    )
+    found = rn.parse_parameters(source)
+    assert [(p.name, p.type, p.default, p.help) for p in found] == [
+        ("preset", "None", "None", 'None = quick, "report" = full'),
+        ("lr", "float", "0.1", ""),
+        ("sizes", "list", "[\n    1,\n    2,\n]", "one per layer"),
+        ("epochs", "int", "3", ""),
+        ("scale", "expression", "math.pi", "an expression"),
+    ]
+
+
+def test_parameters_cell_with_magic_is_a_clear_error() -> None:
+    with pytest.raises(rn.RunnerError, match="03_x.ipynb: the cell tagged 'parameters'"):
+        rn.parse_parameters("%matplotlib inline\nepochs = 3\n", "03_x.ipynb")
+
+
+def test_params_for_passes_only_declared_names() -> None:
+    declared = rn.parse_parameters("scale = 1\nlabel = 'x'\n")
+    assert rn.params_for({"scale": 3, "fail": True}, declared) == {"scale": 3}
+
+
+def test_unknown_parameter_is_an_error_before_anything_runs(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    result = run_main(["--notebooks-dir", str(FIXTURES), "--runs-dir", str(runs),
+                       "-p", "scal", "3", "-p", "scale", "2"])
+    assert result.status == 2
+    assert "unknown parameter 'scal'" in result.stderr
+    assert "did you mean 'scale'?" in result.stderr
+    assert "known parameters: fail, label, preset, scale" in result.stderr
+    assert result.stdout == "" and not runs.exists()
+
+
+def test_parameter_of_an_unselected_notebook_is_not_unknown() -> None:
+    declared = rn.declared_parameters(rn.find_notebooks(FIXTURES))
+    rn.check_known({"fail": True}, declared)  # 02 declares it: fine even if only 01 runs
+    with pytest.raises(rn.RunnerError, match="'epoch'"):
+        rn.check_known({"epoch": 1}, declared)
+
+
+# ---- choosing notebooks and where they go --------------------------------------------------------
+
+@pytest.mark.parametrize("patterns, expected", [
+    ([], ["01_passes", "02_fails", "03_device"]),
+    (["02"], ["02_fails"]),
+    (["03_device.ipynb", "01"], ["01_passes", "03_device"]),
+    (["0[23]_*"], ["02_fails", "03_device"]),
+    (["*fail*"], ["02_fails"]),
+])
+def test_find_notebooks_by_prefix_name_or_glob(patterns: list[str], expected: list[str]) -> None:
+    assert [nb.stem for nb in rn.find_notebooks(FIXTURES, patterns)] == expected
+
+
+def test_find_notebooks_unmatched_pattern_lists_the_notebooks() -> None:
+    with pytest.raises(rn.RunnerError, match="'09' matches no notebook .*01_passes, 02_fails"):
+        rn.find_notebooks(FIXTURES, ["09"])
+
+
+@pytest.mark.parametrize("name", ["", "..", "a/b", "../x"])
+def test_run_name_must_be_a_plain_folder_name(name: str) -> None:
+    with pytest.raises(rn.RunnerError, match="--name"):
+        rn.check_run_name(name)
+
+
+def test_run_folder_over_the_sources_is_refused(tmp_path: Path) -> None:
+    notebooks = copy_fixtures(tmp_path)
+    before = {p.name: p.read_bytes() for p in notebooks.iterdir()}
+    result = run_main(["--notebooks-dir", str(notebooks), "--runs-dir", str(tmp_path),
+                       "--name", "notebooks"])
+    assert result.status == 2 and "would overwrite the sources" in result.stderr
+    assert {p.name: p.read_bytes() for p in notebooks.iterdir()} == before
+
+
+def test_remove_stale_deletes_only_that_notebooks_files(tmp_path: Path) -> None:
+    mine = [tmp_path / "02_x.html", tmp_path / "results" / "02_x.checks.json"]
+    other = tmp_path / "results" / "03_y.checks.json"
+    for path in [*mine, other]:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("{}")
+    rn.remove_stale(tmp_path, "02_x")
+    assert not any(p.exists() for p in mine) and other.exists()
+
+
+def test_kernel_environment_is_restored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(RUN_DIR_ENV, raising=False)
+    path_before = os.environ["PATH"]
+    with rn.kernel_environment(tmp_path / "run"):
+        assert os.environ[RUN_DIR_ENV] == str((tmp_path / "run").resolve())
+        assert os.environ["PATH"].startswith(os.path.dirname(sys.executable) + os.pathsep)
+    assert RUN_DIR_ENV not in os.environ and os.environ["PATH"] == path_before
+
+
+def test_save_run_meta_writes_only_in_a_graded_run(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(RUN_DIR_ENV, raising=False)
+    assert save_run_meta("05_x", device="cuda") is None
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    path = save_run_meta("05_x", device="cuda", gpu="H100")
+    assert json.loads(path.read_text()) == {"notebook": "05_x", "device": "cuda", "gpu": "H100"}
+    assert rn.read_results(tmp_path / "results", "05_x") == ([], "cuda")
+    assert rn.read_results(tmp_path / "results", "06_none") == ([], "-")
+
+
+# ---- summary from the JSON rows ---------------------------------------------------------------
+
+def test_summary_md_and_csv_from_rows(tmp_path: Path) -> None:
+    ok_rows = [check_claim("a claim", "Part Two", 1, 1, True),
+               check_claim("a wrong claim", "Part Two", 2, 3, False, why="typo in the report")]
+    results = [
+        rn.NotebookResult("01_a", "ok", 1.234, device="cuda", parameters={"epochs": 2},
+                          checks=[asdict(c) for c in ok_rows]),
+        rn.NotebookResult("02_b", "failed", 0.5, cell=4, execution_count=5,
+                          error="ValueError: bad | input"),
+    ]
+    rn.write_summary(results, tmp_path, "graded", {"epochs": 2})
+    frame = pd.read_csv(tmp_path / "summary.csv", keep_default_na=False, dtype=str)
+    assert frame.to_dict("records") == [
+        {"notebook": "01_a", "status": "ok", "seconds": "1.2", "device": "cuda",
+         "failed cell": "", "error": "", "quantity": "a claim", "source": "Part Two",
+         "report": "1", "computed": "1", "match": "yes", "why not": ""},
+        {"notebook": "01_a", "status": "ok", "seconds": "1.2", "device": "cuda",
+         "failed cell": "", "error": "", "quantity": "a wrong claim", "source": "Part Two",
+         "report": "2", "computed": "3", "match": "no", "why not": "typo in the report"},
+        {"notebook": "02_b", "status": "failed", "seconds": "0.5", "device": "-",
+         "failed cell": "4", "error": "ValueError: bad | input", "quantity": "",
+         "source": "", "report": "", "computed": "", "match": "", "why not": ""},
+    ]
+    md = (tmp_path / "summary.md").read_text()
+    assert md.startswith("# Run `graded`\n\nParameters: `epochs=2`\n")
+    assert "2 notebooks: 1 ok, 1 failed. 2 checks: 1 match, 1 differ (0 unexplained)." in md
+    assert "| 01_a | ok | 1.2 | cuda | epochs=2 |  |" in md
+    assert "| 02_b | failed | 0.5 | - |  | cell 4 (In [5]): ValueError: bad \\| input |" in md
+    assert "| 01_a | a wrong claim | Part Two | 2 | 3 | no | typo in the report |" in md
+
+
+# ---- --list-parameters ---------------------------------------------------------------------
+
+def test_list_parameters_plain() -> None:
+    result = run_main(["--notebooks-dir", str(FIXTURES), "--list-parameters"])
+    assert result.status == 0
+    assert result.stdout == (
+        "01_passes.ipynb\n"
+        "  scale: int = 2  # classes = 3 * scale\n"
+        '  preset: None = None  # None = quick, "report" = full\n'
+        "02_fails.ipynb\n"
+        "  fail: bool = True  # raise in cell 3\n"
+        "03_device.ipynb\n"
+        "  scale: int = 1\n"
+        "  label: str = 'tiny'  # not passed by the tests\n"
+    )
+
+
+def test_list_parameters_markdown_through_python_m() -> None:
+    # the real entry point, as `make`/instructors call it
+    completed = subprocess.run(
+        [sys.executable, "-m", "course_utils.run_notebooks", "--notebooks-dir", str(FIXTURES),
+         "--notebooks", "02", "--list-parameters", "--markdown"],
+        capture_output=True, text=True, check=False, cwd=PROJECT_ROOT)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == (
+        "| notebook | parameter | type | default | meaning |\n"
+        "|---|---|---|---|---|\n"
+        "| 02_fails | `fail` | bool | `True` | raise in cell 3 |\n"
+    )
+
+
+def test_readme_parameter_section_matches_the_notebooks() -> None:
+    expected = rn.format_parameters_markdown(rn.declared_parameters(rn.find_notebooks(
+        NOTEBOOKS_DIR)))
+    text = README.read_text(encoding="utf-8")
+    fix = ("regenerate it with `python -m course_utils.run_notebooks --list-parameters "
+           f"--markdown` and paste it between the lines {START} and {END} in README.md:\n"
+           + expected)
+    assert START in text and END in text, "README.md has no parameter section; " + fix
+    block = text.split(START, 1)[1].split(END, 1)[0]
+    assert block.strip() == expected.strip(), "README.md's parameter section is stale; " + fix
+
+
+# ---- one real run of the fixtures -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """Run the three fixtures once: YAML says scale 2 and fail true, -p overrides scale to 3."""
+    root = tmp_path_factory.mktemp("runner")
+    notebooks = copy_fixtures(root)
+    sources = {p.name: p.read_bytes() for p in notebooks.iterdir()}
+    params_file = root / "grading.yaml"
+    params_file.write_text("scale: 2\nfail: true\n")
+    project_figure = PROJECT_ROOT / "figures" / "fixture_line.png"
+    assert not project_figure.exists()
+    env_before = os.environ.get(RUN_DIR_ENV)
+    result = run_main(["--notebooks-dir", str(notebooks), "--runs-dir", str(root / "runs"),
+                       "--params", str(params_file), "-p", "scale", "3", "--name", "graded"])
+    return SimpleNamespace(result=result, run=root / "runs" / "graded", notebooks=notebooks,
+                           sources=sources, project_figure=project_figure,
+                           env_before=env_before)
+
+
+def test_run_prints_one_line_per_notebook_and_fails(graded: SimpleNamespace) -> None:
+    lines = graded.result.stdout.splitlines()
+    assert graded.result.status == 1
+    assert lines[0].startswith("Running 3 notebooks into ")
+    assert [line.split()[0] for line in lines[1:4]] == ["01_passes", "02_fails", "03_device"]
+    assert lines[1].endswith(" s  ok") and lines[3].endswith(" s  ok")
+    # source cell 3; In [4] because papermill's injected cell ran before it
+    assert lines[2].endswith("FAILED at cell 3 (In [4]): ValueError: failing on purpose")
+    assert "FAILED: 02_fails: cell 3 (In [4]): ValueError: failing on purpose" \
+        in graded.result.stderr
+
+
+def test_failure_does_not_stop_the_others(graded: SimpleNamespace) -> None:
+    results = graded.run / "results"
+    run_02 = json.loads((results / "02_fails.run.json").read_text())
+    assert (run_02["status"], run_02["cell"], run_02["error"]) == \
+        ("failed", 3, "ValueError: failing on purpose")
+    assert not (results / "02_fails.checks.json").exists()  # never reached show_checks
+    assert json.loads((results / "03_device.run.json").read_text())["status"] == "ok"
+    assert (results / "03_device.checks.json").is_file()
+
+
+def injected(executed: Path) -> str:
+    cells = nbformat.read(executed, as_version=4).cells
+    sources = [c.source for c in cells if "injected-parameters" in c.metadata.get("tags", [])]
+    return "\n".join(sources)
+
+
+def test_parameters_go_only_to_notebooks_that_declare_them(graded: SimpleNamespace) -> None:
+    assert "scale = 3" in injected(graded.run / "01_passes.ipynb")  # -p beat the YAML's 2
+    assert "fail" not in injected(graded.run / "01_passes.ipynb")
+    assert "fail = True" in injected(graded.run / "02_fails.ipynb")
+    assert "scale" not in injected(graded.run / "02_fails.ipynb")
+    checks = json.loads((graded.run / "results" / "01_passes.checks.json").read_text())
+    assert checks["checks"][0]["computed"] == "9"  # 3 * scale, computed in the kernel
+
+
+def test_summary_of_the_run(graded: SimpleNamespace) -> None:
+    frame = pd.read_csv(graded.run / "summary.csv", keep_default_na=False, dtype=str)
+    assert list(frame["notebook"]) == ["01_passes", "01_passes", "02_fails", "03_device"]
+    assert list(frame["status"]) == ["ok", "ok", "failed", "ok"]
+    assert list(frame["device"]) == ["-", "-", "-", "cpu-fixture"]
+    assert list(frame["quantity"]) == ["num_classes", "scale is positive", "", "epochs"]
+    assert list(frame["match"]) == ["no", "yes", "", "no"]
+    assert frame.loc[2, "failed cell"] == "3"
+    assert frame.loc[3, "why not"] == "fixture: epochs = 10 * scale"
+    md = (graded.run / "summary.md").read_text()
+    assert "Parameters: `scale=3`, `fail=True`" in md
+    assert "3 notebooks: 2 ok, 1 failed. 3 checks: 1 match, 2 differ (1 unexplained)." in md
+
+
+def test_html_exported_for_every_notebook(graded: SimpleNamespace) -> None:
+    for stem in ["01_passes", "02_fails", "03_device"]:
+        assert (graded.run / f"{stem}.html").read_text().lstrip().startswith("<!DOCTYPE html>")
+    assert "failing on purpose" in (graded.run / "02_fails.html").read_text()
+
+
+def test_sources_untouched_and_figures_in_the_run(graded: SimpleNamespace) -> None:
+    assert {p.name: p.read_bytes() for p in graded.notebooks.iterdir()} == graded.sources
+    assert (graded.run / "figures" / "fixture_line.png").read_bytes()[:4] == b"\x89PNG"
+    assert not graded.project_figure.exists()  # COURSE_FIGURES_DIR reached the kernel
+    assert os.environ.get(RUN_DIR_ENV) == graded.env_before
+
+
+def test_no_html_and_stale_files_removed(graded: SimpleNamespace, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(graded.run, runs / "again")  # a previous run with the same name
+    result = run_main(["--notebooks-dir", str(graded.notebooks), "--runs-dir", str(runs),
+                       "--name", "again", "--notebooks", "02", "--no-html"])
+    assert result.status == 1
+    assert not (runs / "again" / "02_fails.html").exists()
+    assert (runs / "again" / "01_passes.html").exists()  # not part of this run: left alone
+    assert list(pd.read_csv(runs / "again" / "summary.csv")["notebook"]) == ["02_fails"]
