@@ -1,0 +1,94 @@
+"""The worked example: inputs recovered from the report reproduce every number it prints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from course_utils import worked_example as we
+from course_utils.report import value
+
+
+@pytest.fixture(scope="module")
+def inputs() -> we.Inputs:
+    return we.recover_inputs(bound=1.0)  # the [-3, 3] search is shown in notebook 06
+
+
+@pytest.fixture(scope="module")
+def results(inputs: we.Inputs) -> dict[str, np.ndarray]:
+    return we.forward_backward(inputs)
+
+
+def test_recovered_scalars_and_weights_sit_on_the_two_decimal_grid() -> None:
+    lr, bias = we.recover_lr_and_bias()
+    assert lr == pytest.approx(0.5, abs=1e-12)
+    np.testing.assert_allclose(bias, 0.0, atol=1e-12)
+    # 8-decimal prints: the SGD step undone lands within print noise of hundredths
+    assert we.distance_to_grid(we.recover_fc_weights(lr)) < 1e-8
+    kernel, residual = we.recover_kernel()
+    assert residual < 1e-8 and we.distance_to_grid(kernel) < 1e-7
+    # both rows of dL/dW give the same sigmoid outputs
+    a = we.recover_sigmoid_outputs()
+    np.testing.assert_allclose(a[0], a[1], atol=1e-7)
+
+
+def test_the_image_search_is_unique_and_matches_the_stated_inputs(inputs: we.Inputs) -> None:
+    assert not np.isnan(inputs.x).any()
+    differs = np.argwhere(inputs.x != we.PUBLIC_COPY_X)
+    # exactly the two entries where the public copy disagrees with the report
+    assert sorted(map(tuple, differs)) == [(2, 3), (3, 1)]
+    assert inputs.x[2, 3] == 0.03 and inputs.x[3, 1] == 0.0
+
+
+def test_every_printed_number_is_reproduced(results: dict[str, np.ndarray]) -> None:
+    matches = we.printed_matches(results)
+    assert all(matches.values()), matches
+
+
+def test_the_public_copy_does_not_reproduce_the_report(inputs: we.Inputs) -> None:
+    public = we.Inputs(we.PUBLIC_COPY_X, inputs.kernel, inputs.fc_weights, inputs.fc_bias,
+                       inputs.upstream, inputs.lr)
+    matches = we.printed_matches(we.forward_backward(public))
+    assert not matches["conv_output"] and not matches["fc_delta_weights"]
+
+
+def test_scratch_agrees_with_autograd(inputs: we.Inputs, results: dict[str, np.ndarray]) -> None:
+    reference = we.forward_backward_torch(inputs)
+    for key, expected in reference.items():
+        np.testing.assert_allclose(results[key], expected, atol=1e-14, err_msg=key)
+
+
+def test_garbled_prints_are_explained(results: dict[str, np.ndarray]) -> None:
+    printed = value("conv_delta_input_as_printed")
+    np.testing.assert_allclose(np.round(results["conv_delta_input"][:4], 8), printed[:4])
+    np.testing.assert_allclose(np.round(results["conv_delta_input"][4, 1:], 8), printed[4])
+    pool = value("maxpool_delta_as_printed")
+    assert len(pool[1]) == 5
+    for i in (0, 2, 3):
+        np.testing.assert_allclose(np.round(results["maxpool_delta"][i], 8), pool[i])
+
+
+def test_checks_table_flags_only_the_known_print_problems(
+        inputs: we.Inputs, results: dict[str, np.ndarray]) -> None:
+    rows = we.report_checks(results, inputs)
+    mismatched = {row.quantity for row in rows if not row.match}
+    assert mismatched == {"maxpool_delta_as_printed", "conv_delta_input_as_printed",
+                          "conv_delta_kernel"}
+    assert all("unexplained" not in row.why for row in rows)
+
+
+def test_checks_table_catches_a_wrong_result(inputs: we.Inputs,
+                                             results: dict[str, np.ndarray]) -> None:
+    wrong = dict(results, updated_kernel=results["updated_kernel"] + 1e-7)
+    rows = {row.quantity: row for row in we.report_checks(wrong, inputs)}
+    assert not rows["updated_kernel"].match
+
+
+def test_free_entries_change_no_printed_number(inputs: we.Inputs) -> None:
+    assert (we.winner_margins() > 0).all()
+    sweep = we.sweep_free_entries(inputs, bound=1.0)
+    assert sweep["printed numbers unchanged"].all() and sweep["winners unchanged"].all()
+    assert (sweep["largest change (8-decimal results)"] == 0.0).all()
+    assert (sweep["values that fit"] >= 1).all()
+    joint = we.random_free_entries(inputs, trials=50, seed=1)
+    assert joint["same winners"] > 0 and joint["largest change"] == 0.0
