@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from .checks import Check, check_claim
 from .scratch import numerical_gradient, relative_error
 
 # ---- Activations: a named pair (value, derivative) -------------------------------------
@@ -180,6 +181,23 @@ def dead_units(cache: Forward) -> list[str]:
     return dead
 
 
+def initial_weights(w1: float | None, w2: float | None, w3: float | None,
+                    seed: int) -> tuple[float, float, float]:
+    """The three weights, with any None drawn from N(0, 1) using numpy's generator ``seed``."""
+    draws = np.random.default_rng(seed).standard_normal(3)  # always 3 draws: stable per seed
+    chosen = [draws[i] if w is None else w for i, w in enumerate((w1, w2, w3))]
+    return (_finite(chosen[0], "w1"), _finite(chosen[1], "w2"), _finite(chosen[2], "w3"))
+
+
+def intermediates_table(cache: Forward, decimals: int = 6) -> pd.DataFrame:
+    """Every quantity of the forward pass with the formula that produced it."""
+    rows = [("z1", "w1 x1 + w2 x2", cache.z1), ("h", f"f(z1) = {cache.f}(z1)", cache.h),
+            ("z2", "w3 h", cache.z2), ("y", f"g(z2) = {cache.g}(z2)", cache.y),
+            ("E", "1/2 (y - t)^2", cache.E)]
+    return pd.DataFrame([{"quantity": q, "formula": formula, "value": round(v, decimals)}
+                         for q, formula, v in rows]).set_index("quantity")
+
+
 # ---- Gradient descent ----------------------------------------------------------------------
 
 
@@ -223,9 +241,24 @@ def gradient_descent(x1: float, x2: float, t: float, w1: float, w2: float, w3: f
     return history
 
 
+def report_order_update(x1: float, x2: float, t: float, w1: float, w2: float, w3: float,
+                        f: str, g: str, lr: float) -> tuple[float, float, float]:
+    """The report's three update lines read as a program run top to bottom, each line
+    recomputing its gradient from the weights as they are at that moment.
+
+    This is NOT what the report means (nor what gradient descent does); it shows why the
+    update must use gradients computed before any weight changes. Returns (w1, w2, w3).
+    """
+    w1 = w1 - lr * backward(forward(x1, x2, t, w1, w2, w3, f, g)).dE_dw1
+    w2 = w2 - lr * backward(forward(x1, x2, t, w1, w2, w3, f, g)).dE_dw2  # sees the new w1
+    w3 = w3 - lr * backward(forward(x1, x2, t, w1, w2, w3, f, g)).dE_dw3  # sees new w1, w2
+    return w1, w2, w3
+
+
 def history_frame(history: list[Step]) -> pd.DataFrame:
     """The descent history as a table, one row per step."""
-    return pd.DataFrame([vars(s) for s in history]).set_index("step")
+    frame = pd.DataFrame([vars(s) for s in history]).set_index("step")
+    return frame + 0.0  # turns -0.0 (e.g. (y - t) * 0 with y < t) into 0.0 for display
 
 
 # ---- Two independent references -----------------------------------------------------------
@@ -280,7 +313,8 @@ def format_error(error: float) -> str:
     return f"< 1e{math.floor(math.log10(error)) + 1}"
 
 
-GRADIENT_NAMES = {"dE_dy": "dE/dy", "dE_dh": "dE/dh", "dE_dw3": "dE/dw3",
+#: Gradient fields and their labels, in the order the report derives them.
+GRADIENT_NAMES = {"dE_dy": "dE/dy", "dE_dw3": "dE/dw3", "dE_dh": "dE/dh",
                   "dE_dw1": "dE/dw1", "dE_dw2": "dE/dw2"}
 
 
@@ -299,16 +333,6 @@ def gradient_table(cache: Forward, decimals: int = 10) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("gradient")
 
 
-def worst_relative_errors(cache: Forward) -> tuple[float, float]:
-    """Largest relative error of the hand gradients (vs autograd, vs finite differences)."""
-    fields = list(GRADIENT_NAMES)
-    hand, auto = backward(cache), autograd_gradients(cache)
-    numeric = finite_difference_gradients(cache)
-    ours = [getattr(hand, name) for name in fields]
-    return (relative_error(ours, [getattr(auto, name) for name in fields]),
-            relative_error(ours, [getattr(numeric, name) for name in fields]))
-
-
 def near_relu_kink(cache: Forward, margin: float = 1e-3) -> bool:
     """True when a ReLU pre-activation is within ``margin`` of 0, where ReLU has no slope.
 
@@ -319,13 +343,13 @@ def near_relu_kink(cache: Forward, margin: float = 1e-3) -> bool:
             or (cache.g == "relu" and abs(cache.z2) < margin))
 
 
-def random_agreement(n_points: int, seed: int) -> pd.DataFrame:
-    """Worst relative errors of the hand gradients, for every (f, g) pair at random points.
+def random_points(n_points: int, seed: int) -> pd.DataFrame:
+    """Hand, autograd and finite-difference gradients at random points, for every (f, g) pair.
 
     Inputs, weights and targets are drawn from N(0, 1) with numpy's generator ``seed``.
-    Returns one row per (f, g) pair: worst_vs_autograd (all points), worst_vs_finite_diff
-    (points away from ReLU kinks), dead_points (a ReLU neuron switched off) and kink_points
-    (left out of the finite-difference comparison, see ``near_relu_kink``).
+    Returns one row per (f, g, point, gradient) with the three values, the relative errors
+    vs_autograd and vs_finite_diff, and flags dead (a ReLU neuron is off) and near_kink
+    (finite differences are not a fair reference there, see ``near_relu_kink``).
     """
     if isinstance(n_points, bool) or not isinstance(n_points, int | np.integer) or n_points < 1:
         raise ValueError(f"parameter 'n_random_points' must be an integer >= 1, got {n_points!r}")
@@ -333,19 +357,96 @@ def random_agreement(n_points: int, seed: int) -> pd.DataFrame:
     rows = []
     for f in ACTIVATIONS:
         for g in ACTIVATIONS:
-            row = {"f": f, "g": g, "worst_vs_autograd": 0.0, "worst_vs_finite_diff": 0.0,
-                   "dead_points": 0, "kink_points": 0}
-            for x1, x2, t, w1, w2, w3 in rng.standard_normal((n_points, 6)):
+            for point, (x1, x2, t, w1, w2, w3) in enumerate(rng.standard_normal((n_points, 6))):
                 cache = forward(x1, x2, t, w1, w2, w3, f, g)
-                error_auto, error_numeric = worst_relative_errors(cache)
-                row["worst_vs_autograd"] = max(row["worst_vs_autograd"], error_auto)
-                row["dead_points"] += bool(dead_units(cache))
-                if near_relu_kink(cache):
-                    row["kink_points"] += 1
-                else:
-                    row["worst_vs_finite_diff"] = max(row["worst_vs_finite_diff"], error_numeric)
-            rows.append(row)
+                hand, auto = backward(cache), autograd_gradients(cache)
+                numeric = finite_difference_gradients(cache)
+                for field, label in GRADIENT_NAMES.items():
+                    a, b, c = getattr(hand, field), getattr(auto, field), getattr(numeric, field)
+                    rows.append({"f": f, "g": g, "point": point, "gradient": label,
+                                 "hand": a, "autograd": b, "finite_diff": c,
+                                 "vs_autograd": relative_error(a, b),
+                                 "vs_finite_diff": relative_error(a, c),
+                                 "dead": bool(dead_units(cache)),
+                                 "near_kink": near_relu_kink(cache)})
     return pd.DataFrame(rows)
+
+
+def worst_by_pair(points: pd.DataFrame) -> pd.DataFrame:
+    """Per (f, g): worst errors (finite differences away from kinks), dead and kink points."""
+    per_point = points.groupby(["f", "g", "point"], sort=False)[["dead", "near_kink"]].first()
+    counts = per_point.groupby(["f", "g"], sort=False).sum().astype(int)
+    fair = points[~points["near_kink"]]
+    return pd.DataFrame({
+        "worst vs autograd": points.groupby(["f", "g"], sort=False)["vs_autograd"].max(),
+        "worst vs finite diff.": fair.groupby(["f", "g"], sort=False)["vs_finite_diff"].max(),
+        "points with a dead ReLU": counts["dead"],
+        "points at a ReLU kink": counts["near_kink"],
+    })
+
+
+def worst_by_gradient(points: pd.DataFrame) -> pd.DataFrame:
+    """Per gradient: worst error vs autograd (all points) and vs finite differences (fair)."""
+    fair = points[~points["near_kink"]]
+    return pd.DataFrame({
+        "worst vs autograd": points.groupby("gradient", sort=False)["vs_autograd"].max(),
+        "worst vs finite diff.": fair.groupby("gradient", sort=False)["vs_finite_diff"].max(),
+    })
+
+
+def format_errors(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy with every 'worst ...' column shown as an order of magnitude (``format_error``)."""
+    shown = frame.copy()
+    for column in shown.columns:
+        if column.startswith("worst"):
+            shown[column] = shown[column].map(format_error)
+    return shown
+
+
+# ---- Checks against the report -----------------------------------------------------------
+
+#: Largest relative error that counts as agreement. Autograd does the same float64 arithmetic
+#: in another order, so only rounding separates it from the hand code; finite differences carry
+#: a truncation error ~h^2 and a rounding error ~1e-16/h (CS231n: below ~1e-7 is "happy").
+AUTOGRAD_TOLERANCE = 1e-10
+FINITE_DIFF_TOLERANCE = 1e-5
+
+#: The report's formulas (Part Two, Chain Rule, "3. Backpropagation"), in its own notation.
+REPORT_FORMULAS = {
+    "dE/dy": "dE/dy = y - t",
+    "dE/dw3": "dE/dw3 = (y - t) g'(w3 h) h",
+    "dE/dh": "dE/dh = (y - t) g'(w3 h) w3",
+    "dE/dw1": "dE/dw1 = (y - t) g'(w3 h) w3 f'(w1 x1 + w2 x2) x1",
+    "dE/dw2": "dE/dw2 = (y - t) g'(w3 h) w3 f'(w1 x1 + w2 x2) x2",
+}
+REPORT_SOURCE = "Part Two, Chain Rule, 3. Backpropagation"
+
+
+def formula_checks(worst: pd.DataFrame, n_points: int) -> list[Check]:
+    """One claim row per report formula, from ``worst_by_gradient`` over ``n_points`` points."""
+    rows = []
+    for label, formula in REPORT_FORMULAS.items():
+        auto = worst.loc[label, "worst vs autograd"]
+        numeric = worst.loc[label, "worst vs finite diff."]
+        computed = (f"worst rel. error vs autograd {format_error(auto)}, vs finite diff. "
+                    f"{format_error(numeric)} ({n_points} random points x 9 (f, g) pairs)")
+        match = auto < AUTOGRAD_TOLERANCE and numeric < FINITE_DIFF_TOLERANCE
+        rows.append(check_claim(label, REPORT_SOURCE, formula, computed, match,
+                                why="the hand formula disagrees with autograd or finite "
+                                    "differences"))
+    return rows
+
+
+def descent_check(history: list[Step], lr: float) -> Check:
+    """The claim that repeating the update lowers E, for the notebook's own run."""
+    start, end = history[0].E, history[-1].E
+    computed = f"E {start:.6f} -> {end:.6f} after {len(history) - 1} steps (lr = {lr:g})"
+    stuck = all(step.dE_dw1 == step.dE_dw2 == step.dE_dw3 == 0.0 for step in history)
+    why = ("every gradient is 0: a dead ReLU unit, the update cannot move" if stuck
+           else "E did not fall: the learning rate is too large for this example")
+    return check_claim("E falls under repeated updates", "Part Two, Chain Rule, "
+                       "4. Updating Weights", "repeated until the network error is minimized",
+                       computed, end < start, why=why)
 
 
 # ---- Figures ------------------------------------------------------------------------------

@@ -10,15 +10,24 @@ from hypothesis import strategies as st
 
 from course_utils.chain_rule import (
     ACTIVATIONS,
+    REPORT_FORMULAS,
     autograd_gradients,
     backward,
     dead_units,
+    descent_check,
     finite_difference_gradients,
     format_error,
+    formula_checks,
     forward,
     get_activation,
     gradient_descent,
-    random_agreement,
+    history_frame,
+    initial_weights,
+    intermediates_table,
+    random_points,
+    report_order_update,
+    worst_by_gradient,
+    worst_by_pair,
 )
 
 PAIRS = [(f, g) for f in ACTIVATIONS for g in ACTIVATIONS]
@@ -178,9 +187,62 @@ def test_format_error():
     assert format_error(1e-9) == "< 1e-8"
 
 
-def test_random_agreement_covers_every_pair_and_rejects_bad_counts():
-    frame = random_agreement(n_points=3, seed=0)
-    assert len(frame) == len(PAIRS)
-    assert (frame["worst_vs_autograd"] < 1e-12).all()
+def test_random_points_cover_every_pair_and_gradient():
+    points = random_points(n_points=3, seed=0)
+    assert len(points) == len(PAIRS) * 3 * len(FIELDS)
+    by_pair, by_gradient = worst_by_pair(points), worst_by_gradient(points)
+    assert len(by_pair) == len(PAIRS) and list(by_gradient.index) == list(REPORT_FORMULAS)
+    assert (by_gradient["worst vs autograd"] < 1e-10).all()
+    assert random_points(3, seed=0).equals(points)  # seeded: same points every run
     with pytest.raises(ValueError, match="n_random_points"):
-        random_agreement(n_points=0, seed=0)
+        random_points(n_points=0, seed=0)
+
+
+def test_relu_relu_dead_hidden_unit_puts_the_output_on_its_kink():
+    points = random_points(n_points=20, seed=0)
+    relu_relu = points[(points["f"] == "relu") & (points["g"] == "relu")]
+    dead_hidden = relu_relu[relu_relu["dead"] & relu_relu["near_kink"]]
+    assert len(dead_hidden) > 0  # z1 < 0 -> h = 0 -> z2 = w3 * 0 = 0 exactly
+    assert worst_by_pair(points).loc[("relu", "relu"), "worst vs finite diff."] < 1e-5
+
+
+def test_formula_checks_fail_when_the_hand_gradient_is_wrong():
+    worst = worst_by_gradient(random_points(n_points=2, seed=1))
+    assert all(row.match for row in formula_checks(worst, 2))
+    worst.loc["dE/dw1", "worst vs finite diff."] = 0.5  # what a wrong formula would give
+    rows = {row.quantity: row for row in formula_checks(worst, 2)}
+    assert not rows["dE/dw1"].match and rows["dE/dw2"].match
+
+
+def test_descent_check_reports_a_stuck_dead_unit():
+    alive = gradient_descent(1.0, 0.5, 0.8, 0.4, 0.3, 0.9, "tanh", "sigmoid", lr=2.0, steps=20)
+    assert descent_check(alive, 2.0).match
+    dead = gradient_descent(1.0, 1.0, 0.3, -1.0, -0.5, 0.7, "relu", "tanh", lr=0.5, steps=5)
+    row = descent_check(dead, 0.5)
+    assert not row.match and "dead ReLU" in row.why
+
+
+def test_initial_weights_fill_only_the_missing_ones():
+    assert initial_weights(0.1, 0.2, 0.3, seed=0) == (0.1, 0.2, 0.3)
+    drawn = initial_weights(None, 0.2, None, seed=0)
+    assert drawn[1] == 0.2 and drawn == initial_weights(None, 0.2, None, seed=0)
+    assert drawn != initial_weights(None, 0.2, None, seed=1)
+    with pytest.raises(ValueError, match="parameter 'w2'"):
+        initial_weights(None, float("nan"), None, seed=0)
+
+
+def test_report_order_update_differs_from_the_simultaneous_step():
+    args = (1.0, 0.5, 0.8, 0.4, 0.3, 0.9, "tanh", "sigmoid")
+    simultaneous = gradient_descent(*args, lr=2.0, steps=1)[1]
+    in_order = report_order_update(*args, lr=2.0)
+    assert in_order[0] == simultaneous.w1  # the first line sees no change yet
+    assert in_order[1] != simultaneous.w2 and in_order[2] != simultaneous.w3
+
+
+def test_tables_show_the_forward_pass_and_no_negative_zero():
+    table = intermediates_table(forward(1.0, 0.5, 0.8, 0.4, 0.3, 0.9, "tanh", "sigmoid"))
+    assert list(table.index) == ["z1", "h", "z2", "y", "E"]
+    assert table.loc["z1", "value"] == 0.55
+    frame = history_frame(gradient_descent(1.0, 0.5, 0.8, 0.4, 0.3, 0.9, "relu", "relu",
+                                           lr=2.0, steps=3))
+    assert not any(str(v) == "-0.0" for v in frame.to_numpy().ravel())
