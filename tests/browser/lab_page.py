@@ -1,0 +1,156 @@
+"""Drive JupyterLab in headless Chromium the way a student does: open, Run All, read outputs.
+
+Only the page is inspected (what a student sees), never the server's copy of the notebook.
+JupyterLab marks every output by its mime type; errors (tracebacks) and anything written to
+stderr both render as ``application/vnd.jupyter.stderr``, the red boxes a student sees.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from playwright.sync_api import BrowserContext, Page, Playwright
+
+#: Switches for Chromium on a closed network, in a container, with no display.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+STDERR_MIME = "application/vnd.jupyter.stderr"
+#: A prompt like "[12]:" means the cell ran; "[ ]:" never ran; "[*]:" queued or running.
+RAN_PROMPT = re.compile(r"\[\d+\]")
+#: Words that make a stderr output an error rather than a warning.
+ERROR_WORDS = re.compile(r"Traceback|\w+(Error|Exception)\b")
+
+# True once the notebook has a kernel that is idle: before that the toolbar says "No Kernel".
+_KERNEL_READY_JS = """() => {
+  const name = document.querySelector('.jp-NotebookPanel .jp-Toolbar-kernelName');
+  const status = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
+  return !!name && !/No Kernel/i.test(name.textContent)
+      && !!status && status.dataset.status === 'idle';
+}"""
+
+# True when Run All has finished: no prompt is queued/running ("[*]"), the first code cell has
+# run, and the kernel is idle. (After an error JupyterLab un-queues the remaining cells.)
+_RUN_FINISHED_JS = """() => {
+  const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')]
+    .map(p => p.textContent.trim());
+  const status = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
+  return prompts.length > 0 && !prompts.some(t => t.includes('*'))
+      && /\\[\\d+\\]/.test(prompts[0]) && !!status && status.dataset.status === 'idle';
+}"""
+
+# The open notebooks, and one record per code cell of the first, in notebook order:
+# prompt, source, and the stderr outputs.
+_READ_CELLS_JS = """(mime) => ({
+  panels: document.querySelectorAll('.jp-NotebookPanel').length,
+  cells: [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')].map(cell => ({
+    prompt: (cell.querySelector('.jp-InputArea-prompt')?.textContent || '').trim(),
+    source: cell.querySelector('.jp-InputArea-editor .cm-content')?.innerText || '',
+    stderr: [...cell.querySelectorAll(`.jp-OutputArea-output[data-mime-type="${mime}"]`)]
+      .map(out => out.innerText),
+  })),
+})"""
+
+
+@dataclass(frozen=True)
+class CellReport:
+    """What the page shows for one code cell after Run All.
+
+    index: position among the code cells (0-based); prompt: e.g. "[3]:" or "[ ]:";
+    source: the cell's code; stderr: texts of its red (stderr / error) outputs.
+    """
+
+    index: int
+    prompt: str
+    source: str
+    stderr: tuple[str, ...]
+
+    @property
+    def ran(self) -> bool:
+        """Whether the cell was executed (its prompt holds an execution count)."""
+        return bool(RAN_PROMPT.search(self.prompt))
+
+    @property
+    def has_error(self) -> bool:
+        """Whether one of its red outputs is an error (a traceback), not just a warning."""
+        return any(ERROR_WORDS.search(text) for text in self.stderr)
+
+
+def launch_chromium(playwright: Playwright, executable: Path,
+                    profile_dir: Path) -> BrowserContext:
+    """Start headless Chromium from ``executable`` with a fresh profile in ``profile_dir``.
+
+    Playwright's own browser downloads are never used (``playwright install`` is not needed).
+    Close the returned context to end the browser.
+    """
+    return playwright.chromium.launch_persistent_context(
+        str(profile_dir), executable_path=str(executable), args=CHROMIUM_ARGS, headless=True,
+        viewport={"width": 1280, "height": 900})
+
+
+def notebook_path(name: str) -> str:
+    """The URL path that opens notebook ``name`` alone, in a fresh JupyterLab workspace.
+
+    JupyterLab restores the last layout of a workspace (the server keeps it), so a second
+    notebook opened in the default workspace would share the page with the first.
+    """
+    workspace = re.sub(r"[^A-Za-z0-9_-]", "-", name)
+    return f"lab/workspaces/{workspace}/tree/{name}"
+
+
+def open_notebook(page: Page, url: str, timeout_s: float) -> None:
+    """Go to the notebook's ``url`` and wait until its kernel has started and is idle."""
+    page.goto(url, timeout=timeout_s * 1000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout_s * 1000)
+    page.wait_for_function(_KERNEL_READY_JS, timeout=timeout_s * 1000, polling=250)
+
+
+def run_all_cells(page: Page) -> None:
+    """Click Run > Run All Cells in the menu bar, as a student would."""
+    page.click('.lm-MenuBar-itemLabel:text-is("Run")')
+    page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
+
+
+def wait_until_finished(page: Page, timeout_s: float) -> None:
+    """Wait until no cell is queued or running and the kernel is idle again."""
+    page.wait_for_function(_RUN_FINISHED_JS, timeout=timeout_s * 1000, polling=500)
+
+
+def read_cells(page: Page) -> list[CellReport]:
+    """A ``CellReport`` for every code cell on the page, in order.
+
+    Raises RuntimeError unless exactly one notebook is open (cells of two would mix).
+    """
+    page_state = page.evaluate(_READ_CELLS_JS, STDERR_MIME)
+    if page_state["panels"] != 1:
+        raise RuntimeError(f"expected one open notebook in JupyterLab, found "
+                           f"{page_state['panels']}; open it with notebook_path()")
+    return [CellReport(index=i, prompt=r["prompt"], source=r["source"],
+                       stderr=tuple(r["stderr"]))
+            for i, r in enumerate(page_state["cells"])]
+
+
+def problems(cells: list[CellReport]) -> list[str]:
+    """One line per problem a student would see: a cell that did not run, or a red output.
+
+    Empty cells are not problems (JupyterLab does not execute them).
+    """
+    found = []
+    for cell in cells:
+        first_line = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
+        where = f"code cell {cell.index + 1} ({first_line[:60]!r})"
+        if cell.source.strip() and not cell.ran:
+            found.append(f"{where} did not run (prompt {cell.prompt!r})")
+        for text in cell.stderr:
+            kind = "an error" if ERROR_WORDS.search(text) else "output on stderr"
+            found.append(f"{where} shows {kind}: {_last_line(text)!r}")
+    return found
+
+
+def _last_line(text: str) -> str:
+    """The last non-empty line of ``text`` (for a traceback: the exception and its message)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""

@@ -1,0 +1,100 @@
+"""The student path, end to end, in a real browser.
+
+A student runs ``make lab``, opens a notebook and picks Run > Run All Cells. These tests do the
+same in headless Chromium against a private JupyterLab from this project's venv, and fail if
+any cell did not run or shows a red output (an error, or anything on stderr). A second test
+inserts failing cells into a copy of a notebook and checks that they are caught, so the first
+test is known to be able to fail. Run with ``make test-browser`` (``BROWSER_NB=<notebook>``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab_notebooks import (
+    TINY_NOTEBOOK,
+    code_cell_count,
+    read_cleared,
+    with_inserted_cells,
+    write_notebook,
+)
+from lab_page import (
+    CellReport,
+    notebook_path,
+    open_notebook,
+    problems,
+    read_cells,
+    run_all_cells,
+    wait_until_finished,
+)
+from lab_server import LabServer
+from playwright.sync_api import BrowserContext, Page
+from playwright.sync_api import Error as PlaywrightError
+
+OPEN_TIMEOUT_S = 120.0  # page load + kernel start on a busy 2-core machine
+RUN_TIMEOUT_S = 300.0  # all cells of a quick course notebook, with room to spare
+
+STDERR_CELL = 'import sys\nprint("a warning the student would see", file=sys.stderr)'
+RAISING_CELL = 'raise RuntimeError("deliberate failure inserted by the browser test")'
+
+
+def save_screenshot(page: Page, path: Path) -> None:
+    """Screenshot the page to ``path``; a failing screenshot must not hide the real error."""
+    try:
+        page.screenshot(path=str(path))
+    except PlaywrightError as error:
+        print(f"could not save the screenshot {path}: {error}")
+
+
+def run_in_lab(lab: LabServer, browser: BrowserContext, name: str,
+               screenshot: Path) -> list[CellReport]:
+    """Open notebook ``name`` (in the server's root), Run All Cells, wait, read every code cell.
+
+    The screenshot is taken even after a timeout: it shows where the run got stuck.
+    """
+    page = browser.new_page()
+    try:
+        open_notebook(page, lab.url(notebook_path(name)), OPEN_TIMEOUT_S)
+        run_all_cells(page)
+        wait_until_finished(page, RUN_TIMEOUT_S)
+        return read_cells(page)
+    finally:
+        save_screenshot(page, screenshot)
+        page.close()
+
+
+def test_student_runs_notebook(notebook_source: Path, lab: LabServer, lab_root: Path,
+                               browser: BrowserContext, tmp_path: Path) -> None:
+    notebook = read_cleared(notebook_source)
+    write_notebook(notebook, lab_root / notebook_source.name)
+    screenshot = tmp_path / f"{notebook_source.stem}.png"
+
+    cells = run_in_lab(lab, browser, notebook_source.name, screenshot)
+
+    # Every code cell must be on the page, or an error in a missing one would go unseen.
+    assert len(cells) == code_cell_count(notebook), (
+        f"the page shows {len(cells)} code cells, the notebook has {code_cell_count(notebook)}")
+    found = problems(cells)
+    assert not found, (f"{notebook_source.name} in JupyterLab:\n  " + "\n  ".join(found)
+                       + f"\nscreenshot: {screenshot}")
+    assert screenshot.is_file()
+
+
+def test_failing_cells_are_caught(lab: LabServer, lab_root: Path, browser: BrowserContext,
+                                  tmp_path: Path) -> None:
+    # Cells 0 and 1 of the tiny notebook are markdown and code: insert after the first code cell.
+    broken = with_inserted_cells(read_cleared(TINY_NOTEBOOK), 2, [STDERR_CELL, RAISING_CELL])
+    name = "tiny_notebook_broken.ipynb"
+    write_notebook(broken, lab_root / name)
+
+    cells = run_in_lab(lab, browser, name, tmp_path / "tiny_notebook_broken.png")
+    found = problems(cells)
+
+    assert cells[0].ran and not cells[0].stderr  # the cell before the inserted ones is fine
+    assert found[0].startswith("code cell 2 ")
+    assert "shows output on stderr: 'a warning the student would see'" in found[0]
+    assert found[1].startswith("code cell 3 ")
+    assert "shows an error: 'RuntimeError: deliberate failure inserted" in found[1]
+    # Run All stops at the error: every later cell must be reported as not run.
+    not_run = [line for line in found[2:] if "did not run" in line]
+    assert len(not_run) == len(cells) - 3 == len(found) - 2
