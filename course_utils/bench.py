@@ -1,0 +1,188 @@
+"""Measuring inference speed the way the report defines it, and against the machine's limit.
+
+The report (Part One, Model): "For finding the model's FPS, we run it on the test dataset,
+which contains 6588 images, and we got 59.21 FPS": images per second over the whole test split.
+
+Two measurements of that, side by side:
+- model-only: the test images already in memory as float tensors on the device;
+- end-to-end: from the files on disk (listing them, the decoded cache of
+  ``course_utils.cache``) through the model.
+Both: a warm-up pass first, ``torch.inference_mode``, and a device synchronisation before the
+clock stops (CUDA runs asynchronously: without it we would time the launch, not the work).
+
+GFLOPs per image come from ``course_utils.model.total_flops`` (torch.utils.flop_counter);
+achieved GFLOP/s is set beside the same device's dense matrix-multiply GFLOP/s measured in
+the same run, so their ratio says how close the model runs to what the hardware can do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .train import _autocast, environment_info, to_model_input
+
+#: Batch sizes of the FPS sweep (notebook 04); the GPU check goes up to 256.
+BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for queued work on ``device`` to finish (CUDA/MPS are asynchronous)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def prepare_model(model: nn.Module, device: torch.device | str,
+                  channels_last: bool = False) -> nn.Module:
+    """The model on ``device``, in eval mode, optionally in channels_last memory format."""
+    model = model.to(device).eval()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _batches(x: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """Split (N, ...) into consecutive batches of ``batch_size`` (the last may be smaller)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return list(torch.split(x, batch_size))
+
+
+def _timed(run: Callable[[], Any], device: torch.device) -> float:
+    """Seconds that ``run()`` takes, synchronising the device before and after."""
+    synchronize(device)
+    start = time.perf_counter()
+    run()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def model_only_fps(model: nn.Module, images: torch.Tensor, batch_size: int,
+                   device: torch.device | str, *, amp: str | None = None,
+                   channels_last: bool = False, warmup_batches: int = 2) -> dict[str, Any]:
+    """Images per second of the model alone over ``images`` (uint8 (N, C, H, W)).
+
+    The images are converted to float on the device before the clock starts.
+    Returns {"images", "batch_size", "seconds", "fps"}.
+    """
+    device = torch.device(device)
+    model = prepare_model(model, device, channels_last)
+    x = to_model_input(images, device, channels_last)
+    batches = _batches(x, batch_size)
+
+    @torch.inference_mode()
+    def run(selected: Sequence[torch.Tensor]) -> None:
+        with _autocast(device, amp):
+            for batch in selected:
+                model(batch)
+
+    run(batches[:warmup_batches])  # first calls pick kernels and allocate buffers
+    seconds = _timed(lambda: run(batches), device)
+    return {"images": len(x), "batch_size": batch_size, "seconds": seconds,
+            "fps": len(x) / seconds}
+
+
+def end_to_end_fps(model: nn.Module, data_dir: str | Path | None, image_size: int,
+                   in_channels: int, batch_size: int, device: torch.device | str, *,
+                   split: str = "test", amp: str | None = None, channels_last: bool = False,
+                   cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """Images per second from the files on disk through the model, over one whole split.
+
+    Timed: listing and validating the files (``find_images``), checking every file against the
+    decoded cache and reading it, converting batches to float on the device, the model.
+    An untimed first pass warms up the model and builds the cache if needed.
+    Returns {"images", "batch_size", "seconds", "fps"}.
+    """
+    from .cache import load_cached_split
+    from .data import find_images
+
+    device = torch.device(device)
+    model = prepare_model(model, device, channels_last)
+
+    @torch.inference_mode()
+    def run() -> int:
+        index = find_images(data_dir)
+        images, _ = load_cached_split(index, split, image_size, in_channels,
+                                      cache_dir=cache_dir)
+        with _autocast(device, amp):
+            for batch in _batches(images, batch_size):
+                model(to_model_input(batch, device, channels_last))
+        return len(images)
+
+    count = run()  # warm-up (and cache build on the very first call)
+    seconds = _timed(run, device)
+    return {"images": count, "batch_size": batch_size, "seconds": seconds,
+            "fps": count / seconds}
+
+
+def fps_sweep(model: nn.Module, images: torch.Tensor, batch_sizes: Sequence[int],
+              device: torch.device | str, *, amp: str | None = None,
+              channels_last: bool = False) -> list[dict[str, Any]]:
+    """``model_only_fps`` at each batch size: one row per batch size."""
+    return [model_only_fps(model, images, b, device, amp=amp, channels_last=channels_last)
+            for b in batch_sizes]
+
+
+def latency_percentiles(model: nn.Module, images: torch.Tensor, device: torch.device | str, *,
+                        amp: str | None = None, channels_last: bool = False,
+                        warmup: int = 2, percentiles: Sequence[int] = (50, 90, 99)
+                        ) -> dict[str, float]:
+    """Per-image latency at batch 1, in milliseconds: {"p50": ..., "p90": ..., "p99": ...}.
+
+    images: uint8 (N, C, H, W); each image is timed alone (with a device sync).
+    """
+    device = torch.device(device)
+    model = prepare_model(model, device, channels_last)
+    x = to_model_input(images, device, channels_last)
+    times = []
+    with torch.inference_mode(), _autocast(device, amp):
+        for i in range(warmup):
+            model(x[i % len(x)][None])
+        for i in range(len(x)):
+            times.append(_timed(lambda i=i: model(x[i][None]), device))
+    milliseconds = np.array(times) * 1000
+    return {f"p{p}": float(np.percentile(milliseconds, p)) for p in percentiles}
+
+
+def matmul_gflops(device: torch.device | str, size: int = 2048, repeats: int = 5,
+                  dtype: torch.dtype = torch.float32) -> float:
+    """The device's dense matrix-multiply speed: GFLOP/s of (size x size) @ (size x size).
+
+    2 * size^3 floating-point operations per product; the best of ``repeats`` timings
+    (the least disturbed by other work on the machine).
+    """
+    device = torch.device(device)
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=generator).to(device, dtype)
+    b = torch.randn(size, size, generator=generator).to(device, dtype)
+    a @ b  # warm-up
+    best = min(_timed(lambda: a @ b, device) for _ in range(repeats))
+    return 2 * size ** 3 / best / 1e9
+
+
+def gflops_per_image(model: nn.Module, image_size: int, in_channels: int) -> float:
+    """Forward-pass GFLOPs for one image (torch.utils.flop_counter via course_utils.model)."""
+    from .model import total_flops
+
+    return total_flops(model, image_size, in_channels) / 1e9
+
+
+def efficiency(fps: float, gflops_image: float, matmul: float) -> dict[str, float]:
+    """Achieved GFLOP/s (fps x GFLOPs per image) and its ratio to matmul GFLOP/s."""
+    achieved = fps * gflops_image
+    return {"achieved_gflops": achieved, "matmul_gflops": matmul,
+            "ratio_to_matmul": achieved / matmul}
+
+
+def benchmark_record(device: torch.device | str, **measurements: Any) -> dict[str, Any]:
+    """A result to store: the measurements plus device, processor, threads and versions."""
+    return {"environment": environment_info(device), **measurements}

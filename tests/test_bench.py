@@ -1,0 +1,90 @@
+"""course_utils.bench on a tiny model: the helpers count and time what they say they do."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from course_utils import bench
+from course_utils.data import generate_dataset
+
+
+class Tiny(nn.Module):
+    """Conv + linear; counts its own forward calls and the images it saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_channels = 1
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.fc = nn.Linear(2 * 32 * 32, 3)
+        self.calls, self.seen = 0, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.seen += len(x)
+        return self.fc(torch.flatten(self.conv(x), 1))
+
+
+def images(n: int = 10) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 1, 32, 32), dtype=torch.uint8,
+                         generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_model_only_fps_runs_every_image_once_after_warmup(channels_last):
+    model = Tiny()
+    result = bench.model_only_fps(model, images(10), batch_size=4, device="cpu",
+                                  warmup_batches=1, channels_last=channels_last)
+    assert result["images"] == 10 and result["batch_size"] == 4
+    assert model.calls == 1 + 3 and model.seen == 4 + 10  # warm-up batch + ceil(10 / 4)
+    assert result["fps"] == pytest.approx(10 / result["seconds"])
+    assert not model.training  # timed in eval mode
+
+
+def test_sweep_has_one_row_per_batch_size():
+    rows = bench.fps_sweep(Tiny(), images(8), [1, 2, 8], "cpu")
+    assert [r["batch_size"] for r in rows] == [1, 2, 8]
+    assert all(r["fps"] > 0 and r["images"] == 8 for r in rows)
+
+
+def test_bad_batch_size_is_named():
+    with pytest.raises(ValueError, match="batch_size"):
+        bench.model_only_fps(Tiny(), images(4), batch_size=0, device="cpu")
+
+
+def test_latency_percentiles_are_ordered():
+    latency = bench.latency_percentiles(Tiny(), images(12), "cpu")
+    assert set(latency) == {"p50", "p90", "p99"}
+    assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"]
+
+
+def test_end_to_end_counts_the_whole_split(tmp_path):
+    root = generate_dataset(tmp_path / "ds", train_per_class=1, test_per_class=3, width=40,
+                            height=40, classes=["circles", "checkerboard", "noise_texture"])
+    model = Tiny()
+    result = bench.end_to_end_fps(model, root, 32, 1, batch_size=4, device="cpu",
+                                  cache_dir=tmp_path / "cache")
+    assert result["images"] == 9
+    assert model.seen == 2 * 9  # warm-up pass + timed pass, every test image each time
+    assert (tmp_path / "cache").is_dir()
+
+
+def test_matmul_gflops_is_positive_and_efficiency_is_a_ratio():
+    gflops = bench.matmul_gflops("cpu", size=128, repeats=2)
+    assert gflops > 0
+    result = bench.efficiency(fps=10.0, gflops_image=2.0, matmul=40.0)
+    assert result == {"achieved_gflops": 20.0, "matmul_gflops": 40.0, "ratio_to_matmul": 0.5}
+
+
+def test_gflops_per_image_counts_the_conv_and_linear():
+    model = Tiny()
+    conv = 2 * (2 * 1 * 3 * 3) * 32 * 32  # multiply-adds per output value x outputs
+    linear = 2 * (2 * 32 * 32) * 3
+    assert bench.gflops_per_image(model, 32, 1) == pytest.approx((conv + linear) / 1e9)
+
+
+def test_record_carries_the_environment():
+    record = bench.benchmark_record("cpu", fps=1.0)
+    assert record["fps"] == 1.0
+    assert {"device", "cpu", "threads", "torch"} <= set(record["environment"])
