@@ -446,6 +446,36 @@ def _warn_grouped(root: Path, items: list[tuple[Path, str]], what: str, fix: str
                   DatasetWarning, stacklevel=3)
 
 
+def _index_entries(data_dir: str | os.PathLike | None) -> tuple[DatasetIndex, list[_Entry]]:
+    """find_images, also returning the header entries of the usable images."""
+    root = resolve_data_dir(data_dir)
+    classes, entries = _scan(root)
+    files: dict[str, list[tuple[Path, int]]] = {split: [] for split in SPLITS}
+    usable, skipped, converted = [], [], []
+    for entry in entries:
+        if entry.problem:
+            skipped.append((entry.path, entry.problem))
+            continue
+        usable.append(entry)
+        files[entry.split].append((entry.path, classes.index(entry.class_name)))
+        if entry.mode != "L":
+            converted.append((entry.path, entry.mode))
+    _warn_grouped(root, skipped, "skipped",
+                  "Remove or replace them (they are left out of training and testing).")
+    _warn_grouped(root, [(p, f"mode {m}") for p, m in converted], _ODD_MODES_NOTE,
+                  "To silence this, save the images as 8-bit grayscale.")
+    for split in SPLITS:  # after the warnings, which say why a class may be empty
+        present = {label for _, label in files[split]}
+        empty = [classes[i] for i in range(len(classes)) if i not in present]
+        if empty:
+            raise DatasetError(
+                f"class folder(s) {[display_path(root / split / c) for c in empty]} have no "
+                "usable images; add images, or remove the class from both train/ and test/")
+    index = DatasetIndex(root=root, classes=classes, files=files, skipped=skipped,
+                         converted=converted)
+    return index, usable
+
+
 def find_images(data_dir: str | os.PathLike | None) -> DatasetIndex:
     """Validate an ImageFolder-style dataset and list its usable images.
 
@@ -461,30 +491,7 @@ def find_images(data_dir: str | os.PathLike | None) -> DatasetIndex:
     A truncated image whose header is intact is caught when loaded (``load_image``) or by
     ``verify_images``. Only headers are read, so this stays fast on tens of thousands of files.
     """
-    root = resolve_data_dir(data_dir)
-    classes, entries = _scan(root)
-    files: dict[str, list[tuple[Path, int]]] = {split: [] for split in SPLITS}
-    skipped, converted = [], []
-    for entry in entries:
-        if entry.problem:
-            skipped.append((entry.path, entry.problem))
-            continue
-        files[entry.split].append((entry.path, classes.index(entry.class_name)))
-        if entry.mode != "L":
-            converted.append((entry.path, entry.mode))
-    for split in SPLITS:
-        present = {label for _, label in files[split]}
-        empty = [classes[i] for i in range(len(classes)) if i not in present]
-        if empty:
-            raise DatasetError(
-                f"class folder(s) {[display_path(root / split / c) for c in empty]} have no "
-                "usable images; add images, or remove the class from both train/ and test/")
-    _warn_grouped(root, skipped, "skipped",
-                  "Remove or replace them (they are left out of training and testing).")
-    _warn_grouped(root, [(p, f"mode {m}") for p, m in converted], _ODD_MODES_NOTE,
-                  "To silence this, save the images as 8-bit grayscale.")
-    return DatasetIndex(root=root, classes=classes, files=files, skipped=skipped,
-                        converted=converted)
+    return _index_entries(data_dir)[0]
 
 
 def verify_images(index: DatasetIndex) -> DatasetIndex:
@@ -545,7 +552,7 @@ def _decode_gray(path: str | os.PathLike) -> Image.Image:
             image.load()  # decode now: a truncated file fails here, inside our try
             return _to_gray(image)
     except FileNotFoundError:
-        raise DatasetError(f"image {display_path(path)} does not exist: {path}") from None
+        raise DatasetError(f"image {display_path(path)} does not exist; check the path") from None
     except DatasetError as error:
         raise DatasetError(f"cannot load {display_path(path)}: {error}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
@@ -578,8 +585,8 @@ def resize_gray(image: Image.Image, image_size: int) -> Image.Image:
 
 
 def replicate_channels(gray: np.ndarray, in_channels: int) -> np.ndarray:
-    """(H, W) -> (in_channels, H, W): the same grayscale plane in every channel (a view)."""
-    return np.broadcast_to(gray, (in_channels, *gray.shape))
+    """(H, W) -> (in_channels, H, W): the same grayscale plane copied into every channel."""
+    return np.repeat(gray[np.newaxis], in_channels, axis=0)
 
 
 def load_image(path: str | os.PathLike, image_size: int = 256, in_channels: int = 1) -> np.ndarray:
@@ -590,7 +597,7 @@ def load_image(path: str | os.PathLike, image_size: int = 256, in_channels: int 
     """
     _check_load_params(image_size, in_channels)
     gray = np.asarray(resize_gray(_decode_gray(path), image_size), dtype=np.uint8)
-    return np.ascontiguousarray(replicate_channels(gray, in_channels))
+    return replicate_channels(gray, in_channels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -673,16 +680,10 @@ def inspect_dataset(data_dir: str | os.PathLike | None) -> pd.DataFrame:
     Reads image headers only (fast on tens of thousands of files). Skips and warns about the
     same files as ``find_images``.
     """
-    index = find_images(data_dir)
-    rows = []
-    for split, items in index.files.items():
-        for path, label in items:
-            with Image.open(path) as image:
-                width, height = image.size
-                mode = image.mode
-            rows.append({"split": split, "class": index.classes[label],
-                         "file": path.relative_to(index.root).as_posix(),
-                         "width": width, "height": height, "mode": mode})
+    index, entries = _index_entries(data_dir)
+    rows = [{"split": e.split, "class": e.class_name,
+             "file": e.path.relative_to(index.root).as_posix(),
+             "width": e.width, "height": e.height, "mode": e.mode} for e in entries]
     return pd.DataFrame(rows, columns=["split", "class", "file", "width", "height", "mode"])
 
 
