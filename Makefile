@@ -39,6 +39,16 @@ run: data  ## execute every notebook with papermill into runs/ (PARAMS=file.yaml
 test: data  ## unit tests + nbval over every notebook
 	$(PY) -m pytest tests notebooks $(NBVAL_FLAGS) $(PYTEST_ARGS)
 
+# Real-browser test of the student path (tests/browser): JupyterLab + headless Chromium run one
+# notebook with Run All Cells. Installs Debian's chromium if missing (needs root/apt).
+#   make test-browser BROWSER_NB=07_im2col_and_fold.ipynb
+BROWSER_NB ?=
+.PHONY: test-browser
+test-browser: data  ## JupyterLab + headless Chromium run a notebook (BROWSER_NB=name)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	COURSE_BROWSER_TESTS=1 BROWSER_NOTEBOOK="$(BROWSER_NB)" \
+	  $(PY) -m pytest tests/browser -p no:cacheprovider -v $(PYTEST_ARGS)
+
 lab: data  ## open the notebooks in JupyterLab
 	$(VENV)/bin/jupyter lab notebooks/
 
