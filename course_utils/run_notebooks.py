@@ -98,8 +98,10 @@ class NotebookResult:
         """One line naming the cell and the error, "" when the notebook ran."""
         if self.status == "ok":
             return ""
-        where = "" if self.cell is None else f"cell {self.cell} (In [{self.execution_count}]): "
-        return where + self.error
+        if self.cell is None:
+            return self.error
+        count = "" if self.execution_count is None else f" (In [{self.execution_count}])"
+        return f"cell {self.cell}{count}: {self.error}"
 
 
 # ---- parameters from the command line and YAML ----------------------------------------------
@@ -377,21 +379,26 @@ def quiet_papermill() -> Iterator[None]:
 
 
 def failing_cell(error: Exception, executed: Path) -> tuple[int | None, int | None]:
-    """(source cell index, execution count) of the cell that raised, or (None, None).
+    """(source cell index, execution count) of the cell to blame, or (None, None).
 
-    papermill's index counts its injected-parameters cell; the source notebook has no such
-    cell, so the index students can look up is one less when injection happened before it.
+    A cell that raised is named by papermill. When the kernel died or timed out there is no
+    such cell: blame the last cell that started. papermill's index counts its injected cell,
+    which the source notebook does not have, so subtract it when it came before.
     """
     index = getattr(error, "cell_index", None)
-    if index is None:
-        return None, None
     try:
         cells = [c for c in nbformat.read(executed, as_version=4).cells
                  if ERROR_CELL_TAG not in c.get("metadata", {}).get("tags", [])]
-    except Exception:  # an unreadable copy still leaves papermill's own index
+    except Exception:  # no readable copy (papermill failed before writing it)
         return index, getattr(error, "exec_count", None)
+    if index is None:
+        started = [i for i, c in enumerate(cells)
+                   if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+        if not started:
+            return None, None
+        index = started[-1]
     injected = sum(INJECTED_TAG in c.get("metadata", {}).get("tags", []) for c in cells[:index])
-    return index - injected, getattr(error, "exec_count", None)
+    return index - injected, cells[index].get("execution_count")
 
 
 def error_text(error: Exception) -> str:
@@ -467,7 +474,10 @@ def check_destination(notebooks: Sequence[Path], run_folder: Path) -> None:
 def run_all(notebooks: Sequence[Path], run_folder: Path, params: dict[str, Any],
             declared: dict[str, list[NotebookParameter]],
             html: bool = True) -> list[NotebookResult]:
-    """Run each notebook in order (a failure does not stop the others); print one line each."""
+    """Run each notebook in order; a failure does not stop the others.
+
+    Prints one line per notebook and rewrites summary.md/csv after each one.
+    """
     check_destination(notebooks, run_folder)
     run_folder.mkdir(parents=True, exist_ok=True)
     width = max(len(nb.stem) for nb in notebooks)
@@ -475,9 +485,11 @@ def run_all(notebooks: Sequence[Path], run_folder: Path, params: dict[str, Any],
     with kernel_environment(run_folder):
         for nb in notebooks:
             result = run_notebook(nb, run_folder, params_for(params, declared[nb.name]), html)
-            status = "ok" if result.status == "ok" else f"FAILED at {result.failure}"
+            status = "ok" if result.status == "ok" else f"FAILED: {result.failure}"
             print(f"{result.notebook:<{width}}  {result.seconds:7.1f} s  {status}", flush=True)
             results.append(result)
+            # after every notebook, so an interrupted run still leaves a true summary
+            write_summary(results, run_folder, params)
     return results
 
 
@@ -533,11 +545,12 @@ def summary_markdown(results: Sequence[NotebookResult], run_name: str,
     return "\n".join(lines)
 
 
-def write_summary(results: Sequence[NotebookResult], run_folder: Path, run_name: str,
+def write_summary(results: Sequence[NotebookResult], run_folder: Path,
                   params: dict[str, Any]) -> None:
     """Write summary.md and summary.csv into the run folder (atomically)."""
     atomic_write_text(run_folder / "summary.csv", summary_frame(results).to_csv(index=False))
-    atomic_write_text(run_folder / "summary.md", summary_markdown(results, run_name, params))
+    atomic_write_text(run_folder / "summary.md",
+                      summary_markdown(results, run_folder.name, params))
 
 
 # ---- command line -----------------------------------------------------------------------------
@@ -600,7 +613,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"Running {len(notebooks)} notebooks into {display_path(run_folder)}/", flush=True)
     results = run_all(notebooks, run_folder, params, declared, html=not args.no_html)
-    write_summary(results, run_folder, args.name, params)
     print(f"Summary: {display_path(run_folder / 'summary.md')}")
     failed = [r for r in results if r.status != "ok"]
     for r in failed:
