@@ -165,7 +165,7 @@ def recover_kernel_gradient(kernel: np.ndarray, lr: float) -> np.ndarray:
 # integer equations.
 
 
-def _grid_solutions(target: float, coeffs: np.ndarray, bound: int, tol: float) -> pd.DataFrame:
+def grid_solutions(target: float, coeffs: np.ndarray, bound: int, tol: float) -> pd.DataFrame:
     """All integers n0..n3 in [-bound, bound] with |sum coeffs_i n_i - target| <= tol.
 
     Meet in the middle: sort every c0 n0 + c1 n1, then look up target - (c2 n2 + c3 n3).
@@ -240,7 +240,7 @@ def recover_window_entries(kernel: np.ndarray, maxima: np.ndarray, delta: np.nda
     tables = {}
     for m in range(2):
         for n in range(2):
-            table = _grid_solutions(GRID * kernel_grad[m, n], delta, r, tol)
+            table = grid_solutions(GRID * kernel_grad[m, n], delta, r, tol)
             tables[m, n] = table.set_axis([f"w{i}_{m}{n}" for i in range(4)], axis=1)
     # Left half: kernel column 0; right half: kernel column 1. Join each half, then meet.
     left = _join(tables[0, 0], tables[1, 0], winners)
