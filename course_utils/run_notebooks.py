@@ -421,11 +421,23 @@ def export_html(executed: Path, html: Path) -> None:
 
 def read_results(results: Path, stem: str) -> tuple[list[dict[str, Any]], str]:
     """The check rows and device a notebook saved ("-" when it recorded no device)."""
-    checks_file = results / f"{stem}.checks.json"
-    meta_file = results / f"{stem}.meta.json"
-    checks = json.loads(checks_file.read_text())["checks"] if checks_file.is_file() else []
-    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    checks = read_json(results / f"{stem}.checks.json").get("checks", [])
+    meta = read_json(results / f"{stem}.meta.json")
     return checks, str(meta.get("device", NO_DEVICE))
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A results file as a dict ({} when absent); a broken one is an error naming it."""
+    if not path.is_file():
+        return {}
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{display_path(path)} is not valid JSON ({exc}); write it with "
+                         "course_utils.checks.save_checks / save_run_meta") from exc
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{display_path(path)} should hold a JSON object")
+    return loaded
 
 
 def remove_stale(run_folder: Path, stem: str) -> None:
@@ -455,7 +467,10 @@ def run_notebook(source: Path, run_folder: Path, params: dict[str, Any],
         except Exception as exc:  # recorded, and the run goes on
             result.status = "failed"
             result.error = result.error or f"HTML export failed: {error_text(exc)}"
-    result.checks, result.device = read_results(run_folder / "results", stem)
+    try:
+        result.checks, result.device = read_results(run_folder / "results", stem)
+    except ValueError as exc:  # a broken results file fails this notebook, not the run
+        result.status, result.error = "failed", result.error or str(exc)
     if result.status == "ok" and not result.checks:
         result.note = f'no checks saved (does it call show_checks("{stem}", rows)?)'
     atomic_write_json(run_folder / "results" / f"{stem}.run.json", asdict(result))

@@ -234,6 +234,12 @@ def test_failing_cell_blames_the_last_started_cell_when_the_kernel_died(tmp_path
     assert result.failure == "DeadKernelError: Kernel died"
 
 
+def test_broken_results_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "04_x.checks.json").write_text('{"checks": [')
+    with pytest.raises(ValueError, match="04_x.checks.json is not valid JSON"):
+        rn.read_results(tmp_path, "04_x")
+
+
 # ---- summary from the JSON rows ---------------------------------------------------------------
 
 def test_summary_md_and_csv_from_rows(tmp_path: Path) -> None:
