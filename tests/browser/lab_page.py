@@ -145,12 +145,9 @@ def problems(cells: list[CellReport]) -> list[str]:
         if cell.source.strip() and not cell.ran:
             found.append(f"{where} did not run (prompt {cell.prompt!r})")
         for text in cell.stderr:
-            kind = "an error" if ERROR_WORDS.search(text) else "output on stderr"
-            found.append(f"{where} shows {kind}: {_last_line(text)!r}")
+            lines = [line for line in text.splitlines() if line.strip()] or [""]
+            if ERROR_WORDS.search(text):  # a traceback ends with the exception and message
+                found.append(f"{where} shows an error: {lines[-1][:200]!r}")
+            else:  # a warning starts with "file:line: Category: message"
+                found.append(f"{where} shows output on stderr: {lines[0][:200]!r}")
     return found
-
-
-def _last_line(text: str) -> str:
-    """The last non-empty line of ``text`` (for a traceback: the exception and its message)."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""
