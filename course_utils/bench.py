@@ -17,6 +17,7 @@ the same run, so their ratio says how close the model runs to what the hardware 
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .train import _autocast, environment_info, to_model_input
 
@@ -186,3 +188,20 @@ def efficiency(fps: float, gflops_image: float, matmul: float) -> dict[str, floa
 def benchmark_record(device: torch.device | str, **measurements: Any) -> dict[str, Any]:
     """A result to store: the measurements plus device, processor, threads and versions."""
     return {"environment": environment_info(device), **measurements}
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """An inference copy of ``model`` with each ``bnX`` folded into its ``convX``.
+
+    In eval mode batch norm is a fixed per-channel scale and shift, so it can be merged into
+    the convolution's weights and bias: one pass over the feature maps instead of two.
+    Pairs are found by name (conv1/bn1, conv4_1/bn4_1, ...), as in ReportCNN.
+    """
+    folded = copy.deepcopy(model).eval()
+    for name, module in list(folded.named_children()):
+        bn_name = "bn" + name[len("conv"):]
+        if name.startswith("conv") and isinstance(getattr(folded, bn_name, None),
+                                                  nn.BatchNorm2d):
+            setattr(folded, name, fuse_conv_bn_eval(module, getattr(folded, bn_name)))
+            setattr(folded, bn_name, nn.Identity())
+    return folded

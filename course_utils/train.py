@@ -22,13 +22,18 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from .atomic import atomic_write, atomic_write_json
+from .paths import PROJECT_ROOT, run_dir
+
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn (not on GPU boxes)
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -224,13 +229,18 @@ def _progress(iterable: Iterable, total: int, desc: str, enabled: bool):
     return tqdm(iterable, total=total, desc=desc, leave=False)
 
 
+def make_loss() -> nn.Module:
+    """The report's loss (Question 5): cross-entropy on the logits."""
+    return nn.CrossEntropyLoss()
+
+
 def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer,
                     device: torch.device, *, channels_last: bool = False,
                     amp: str | None = None, progress: bool = False,
                     desc: str = "train") -> float:
     """One pass over ``batches`` (uint8 images (B, C, H, W), labels (B,)); mean train loss."""
     model.train()
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = make_loss()
     count = 0
     # Keep the running loss on the device: .item() every step would force a sync.
     running = torch.zeros((), device=device)
@@ -419,3 +429,100 @@ def with_overrides(config: TrainConfig, **changes: Any) -> TrainConfig:
     changed = replace(config, **changes)
     validate_config(changed)
     return changed
+
+
+# ---- where a notebook's run writes --------------------------------------------------------------
+
+def checkpoint_path(name: str) -> Path:
+    """Checkpoint file for notebook ``name``: in the graded run's folder, else checkpoints/."""
+    folder = run_dir() / "checkpoints" if run_dir() is not None else PROJECT_ROOT / "checkpoints"
+    return folder / f"{name}.pt"
+
+
+def graded_result_path(name: str) -> Path | None:
+    """``<run>/results/<name>.result.json`` in a graded run; None otherwise (nothing written)."""
+    return None if run_dir() is None else run_dir() / "results" / f"{name}.result.json"
+
+
+# ---- tables and figures for notebook 03 ---------------------------------------------------------
+
+def history_frame(history: History, decimals: int = 4) -> pd.DataFrame:
+    """Per-epoch losses and accuracy, rounded (no timings: they differ run to run)."""
+    frame = pd.DataFrame(history.epochs, columns=["epoch", "train_loss", "test_loss",
+                                                  "test_accuracy"])
+    return frame.round(decimals).set_index("epoch")
+
+
+def per_class_accuracy(counts: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """From a confusion matrix (K, K): test images, correct and accuracy per class."""
+    images = counts.sum(axis=1)
+    correct = np.diag(counts)
+    return pd.DataFrame({"class": classes, "images": images, "correct": correct,
+                         "accuracy": np.round(correct / np.maximum(images, 1), 4)})
+
+
+def misclassified(true: np.ndarray, pred: np.ndarray, limit: int = 8) -> np.ndarray:
+    """Indices (at most ``limit``) of test images whose prediction is wrong, in test order."""
+    return np.flatnonzero(np.asarray(true) != np.asarray(pred))[:limit]
+
+
+def plot_losses(histories: dict[str, History]) -> Figure:
+    """Train (solid) and test (dashed) loss per epoch for each named run; log scale."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    for i, (name, history) in enumerate(histories.items()):
+        color = f"C{i}"
+        ax.plot(history.column("epoch"), history.column("train_loss"), "o-", color=color,
+                label=f"{name}: train")
+        ax.plot(history.column("epoch"), history.column("test_loss"), "s--", color=color,
+                label=f"{name}: test")
+    ax.set(xlabel="epoch", ylabel="cross-entropy loss (log scale)", yscale="log",
+           title="Loss per epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend()
+    return fig
+
+
+def plot_accuracy(histories: dict[str, History], chance: float) -> Figure:
+    """Test accuracy per epoch for each named run, with the chance level (1 / classes)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    for name, history in histories.items():
+        ax.plot(history.column("epoch"), history.column("test_accuracy"), "o-", label=name)
+    ax.axhline(chance, color="gray", linestyle=":", label="chance")
+    ax.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1), title="Test accuracy per epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend()
+    return fig
+
+
+def plot_confusion(counts: np.ndarray, classes: list[str]) -> Figure:
+    """The confusion matrix: rows true class, columns predicted class, counts in the cells."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.imshow(counts, cmap="Blues")
+    for (i, j), value in np.ndenumerate(counts):
+        ax.text(j, i, str(value), ha="center", va="center",
+                color="white" if value > counts.max() / 2 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix (test)")
+    return fig
+
+
+def plot_examples(images: torch.Tensor, true: np.ndarray, pred: np.ndarray,
+                  classes: list[str], indices: np.ndarray) -> Figure:
+    """Test images at ``indices`` (images: uint8 (N, C, H, W)), titled true -> predicted."""
+    import matplotlib.pyplot as plt
+
+    count = max(len(indices), 1)
+    fig, axes = plt.subplots(1, count, figsize=(2 * count, 2.4), squeeze=False)
+    for ax, i in zip(axes[0], indices, strict=False):
+        ax.imshow(images[i, 0].numpy(), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{classes[true[i]]}\n-> {classes[pred[i]]}", fontsize=8)
+    for ax in axes[0]:
+        ax.axis("off")
+    return fig

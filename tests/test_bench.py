@@ -88,3 +88,20 @@ def test_record_carries_the_environment():
     record = bench.benchmark_record("cpu", fps=1.0)
     assert record["fps"] == 1.0
     assert {"device", "cpu", "threads", "torch"} <= set(record["environment"])
+
+
+def test_folded_batchnorm_gives_the_same_outputs():
+    from course_utils.model import ReportCNN
+
+    torch.manual_seed(0)
+    model = ReportCNN(1, 3).eval()
+    for module in model.modules():  # non-trivial running statistics
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    folded = bench.fold_batchnorm(model)
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), model(x), atol=1e-4, rtol=1e-4)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # original untouched

@@ -1,0 +1,55 @@
+"""Model-only CPU inference at 256x256 against the same machine's matrix-multiply GFLOP/s.
+
+Achieved GFLOP/s = FPS x GFLOPs per image (torch.utils.flop_counter: convolutions and matrix
+products). Measured for NCHW, channels_last, and channels_last with batch norm folded into the
+convolutions; the fp32 matmul GFLOP/s is measured before and after, in the same run.
+Target: achieved / matmul >= 0.85 at batch 8 or more.
+
+    .venv/bin/python benchmarks/bench_flops.py [--image-size 256] [--batch-size 8] [--images 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from course_utils import bench
+from course_utils.model import ReportCNN
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--images", type=int, default=16)
+    args = parser.parse_args()
+    device = torch.device("cpu")
+    torch.manual_seed(0)
+    model = ReportCNN(1, 6).eval()
+    images = torch.randint(0, 256, (args.images, 1, args.image_size, args.image_size),
+                           dtype=torch.uint8)
+    gflops_image = bench.gflops_per_image(model, args.image_size, 1)
+    matmul_before = bench.matmul_gflops(device)
+    print(f"{args.image_size}x{args.image_size}: {gflops_image:.2f} GFLOPs per image; "
+          f"fp32 matmul {matmul_before:.1f} GFLOP/s; {torch.get_num_threads()} threads",
+          flush=True)
+    variants = {"NCHW": (model, False), "channels_last": (model, True),
+                "channels_last + folded BN": (bench.fold_batchnorm(model), True)}
+    results = {}
+    for name, (variant, channels_last) in variants.items():
+        fps = bench.model_only_fps(variant, images, args.batch_size, device,
+                                   channels_last=channels_last, warmup_batches=1)["fps"]
+        results[name] = fps
+        print(f"{name}: {fps:.2f} FPS, {fps * gflops_image:.1f} GFLOP/s", flush=True)
+    matmul_after = bench.matmul_gflops(device)
+    matmul = max(matmul_before, matmul_after)  # the machine's best: the stricter comparison
+    print(f"fp32 matmul after: {matmul_after:.1f} GFLOP/s (using {matmul:.1f})")
+    for name, fps in results.items():
+        ratio = fps * gflops_image / matmul
+        print(f"RATIO achieved/matmul ({name}, batch {args.batch_size}) = {ratio:.3f} "
+              "(target >= 0.85)")
+
+
+if __name__ == "__main__":
+    main()
