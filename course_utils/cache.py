@@ -58,26 +58,36 @@ def file_signature(path: Path) -> tuple[int, int, int]:
     return stat.st_size, stat.st_mtime_ns, stat.st_ino
 
 
-def _read_cache(path: Path) -> dict[str, tuple[tuple[int, int, int], np.ndarray]]:
-    """relative name -> (signature, pixels (C, S, S)); empty if the file is missing or bad."""
+@dataclass
+class _Stored:
+    """A cache file's content: names (M,), signatures (M, 3) int64, pixels (M, C, S, S) uint8."""
+
+    names: list[str]
+    signatures: np.ndarray
+    pixels: np.ndarray
+
+    def rows(self) -> dict[str, int]:
+        """relative name -> row in ``pixels``."""
+        return {name: row for row, name in enumerate(self.names)}
+
+
+def _read_cache(path: Path, shape: tuple[int, int, int]) -> _Stored:
+    """The stored cache, or an empty one if the file is missing, truncated or of another layout."""
     try:
         with np.load(path, allow_pickle=False) as stored:
             names, signatures, pixels = stored["names"], stored["signatures"], stored["pixels"]
-    except (OSError, KeyError, ValueError):  # missing, truncated, or another layout: rebuild
-        return {}
-    return {str(n): (tuple(int(v) for v in s), p) for n, s, p in zip(names, signatures, pixels,
-                                                                       strict=True)}
+        if pixels.shape[1:] != shape or not (len(names) == len(signatures) == len(pixels)):
+            raise ValueError("unexpected layout")
+        return _Stored([str(n) for n in names], signatures.astype(np.int64), pixels)
+    except (OSError, KeyError, ValueError, EOFError):  # rebuild it
+        return _Stored([], np.zeros((0, 3), np.int64), np.zeros((0, *shape), np.uint8))
 
 
-def _write_cache(path: Path, entries: dict[str, tuple[tuple[int, int, int], np.ndarray]],
-                 shape: tuple[int, int, int]) -> None:
-    """Store every entry in one .npz, atomically (a crash never leaves half a cache)."""
-    names = sorted(entries)
-    signatures = np.array([entries[n][0] for n in names], dtype=np.int64).reshape(-1, 3)
-    pixels = np.stack([entries[n][1] for n in names]) if names else np.zeros((0, *shape),
-                                                                             np.uint8)
-    atomic_write(path, lambda handle: np.savez(handle, names=np.array(names, dtype=str),
-                                               signatures=signatures, pixels=pixels))
+def _write_cache(path: Path, stored: _Stored) -> None:
+    """Store the cache in one .npz, atomically (a crash never leaves half a cache)."""
+    atomic_write(path, lambda handle: np.savez(
+        handle, names=np.array(stored.names, dtype=str), signatures=stored.signatures,
+        pixels=stored.pixels))
 
 
 def _decode_all(paths: list[Path], image_size: int, in_channels: int,
@@ -99,25 +109,38 @@ def load_images(root: str | os.PathLike, paths: list[Path], image_size: int, in_
     them). Files under ``root`` no longer on disk are dropped from the cache.
     """
     root = Path(root).resolve()
+    shape = (in_channels, image_size, image_size)
     path = cache_file(root, image_size, in_channels, cache_dir)
-    entries = _read_cache(path)
+    stored = _read_cache(path, shape)
+    rows = stored.rows()
     names = [Path(p).resolve().relative_to(root).as_posix() for p in paths]
-    signatures = [file_signature(Path(p)) for p in paths]
-    stale = [i for i, (n, s) in enumerate(zip(names, signatures, strict=True))
-             if n not in entries or entries[n][0] != s]
-    decoded = _decode_all([Path(paths[i]) for i in stale], image_size, in_channels, workers)
-    for i, pixels in zip(stale, decoded, strict=True):
-        entries[names[i]] = (signatures[i], pixels)
-    gone = [n for n in entries if not (root / n).is_file()]
-    for name in gone:
-        del entries[name]
+    signatures = np.array([file_signature(Path(p)) for p in paths], dtype=np.int64)
+    stale = [i for i, name in enumerate(names)
+             if name not in rows or not np.array_equal(stored.signatures[rows[name]],
+                                                       signatures[i])]
+    requested = set(names)  # just statted: only the others need a look
+    gone = [n for n in stored.names if n not in requested and not (root / n).is_file()]
     if stale or gone:
-        _write_cache(path, entries, (in_channels, image_size, image_size))
+        stored = _updated(stored, [names[i] for i in stale], signatures[stale],
+                          _decode_all([Path(paths[i]) for i in stale], image_size, in_channels,
+                                      workers), set(gone))
+        _write_cache(path, stored)
+        rows = stored.rows()
     if stats is not None:
         stats.reused, stats.decoded = len(paths) - len(stale), len(stale)
-    if not paths:
-        return np.zeros((0, in_channels, image_size, image_size), dtype=np.uint8)
-    return np.stack([entries[n][1] for n in names])
+    # One gather from the stored block: no per-image copies on the fast (warm) path.
+    return stored.pixels[np.array([rows[name] for name in names], dtype=np.int64)]
+
+
+def _updated(stored: _Stored, names: list[str], signatures: np.ndarray,
+             pixels: list[np.ndarray], gone: set[str]) -> _Stored:
+    """``stored`` with ``names`` (re)placed by fresh pixels and the ``gone`` names removed."""
+    replaced = set(names) | gone
+    keep = [row for row, name in enumerate(stored.names) if name not in replaced]
+    fresh = np.stack(pixels) if pixels else np.zeros((0, *stored.pixels.shape[1:]), np.uint8)
+    return _Stored([stored.names[row] for row in keep] + list(names),
+                   np.concatenate([stored.signatures[keep], signatures.reshape(-1, 3)]),
+                   np.concatenate([stored.pixels[keep], fresh]))
 
 
 def load_cached_split(index: DatasetIndex, split: str, image_size: int, in_channels: int,
