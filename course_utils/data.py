@@ -27,14 +27,17 @@ import math
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 from PIL import Image, UnidentifiedImageError
 
 from .atomic import atomic_write_bytes, atomic_write_json
@@ -54,7 +57,7 @@ SAMPLE_CLASSES = ("checkerboard", "circles", "diagonal_lines", "horizontal_strip
 SAMPLE_TRAIN_PER_CLASS = 50
 SAMPLE_TEST_PER_CLASS = 15
 #: Bump when the generator changes: a built-in dataset made by another version is rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 #: Written last into a finished built-in dataset (hidden, so scans ignore it).
 COMPLETE_MARKER = ".complete.json"
 #: Images are drawn at 1/4 resolution (200x237), then enlarged 4x with nearest-neighbour (each
@@ -259,6 +262,23 @@ def _is_complete(root: Path, settings: dict) -> bool:
     return True
 
 
+#: A temporary build folder untouched for this long was left by a killed process.
+_ABANDONED_AFTER_S = 3600
+
+
+def _remove_abandoned_builds(root: Path) -> None:
+    """Delete temporary build folders of ``root`` that a killed build left behind.
+
+    Only old ones: a recent folder may belong to a build running right now in another process.
+    """
+    for folder in root.parent.glob(f".{root.name}.building-*"):
+        try:
+            if time.time() - folder.stat().st_mtime > _ABANDONED_AFTER_S:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # removed meanwhile by its own process
+            pass
+
+
 def ensure_sample_dataset(root: str | os.PathLike = SAMPLE_DATA_DIR) -> Path:
     """Build the built-in dataset into ``root`` if it is missing or incomplete; return root.
 
@@ -272,6 +292,7 @@ def ensure_sample_dataset(root: str | os.PathLike = SAMPLE_DATA_DIR) -> Path:
     if _is_complete(root, settings):
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_builds(root)
     building = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
     try:
         generate_dataset(building, train_per_class=settings["train_per_class"],
@@ -685,6 +706,152 @@ def inspect_dataset(data_dir: str | os.PathLike | None) -> pd.DataFrame:
              "file": e.path.relative_to(index.root).as_posix(),
              "width": e.width, "height": e.height, "mode": e.mode} for e in entries]
     return pd.DataFrame(rows, columns=["split", "class", "file", "width", "height", "mode"])
+
+
+def resolution_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Images per (width, height, mode), most common first; ``frame`` from inspect_dataset."""
+    counts = frame.groupby(["width", "height", "mode"]).size().rename("images")
+    return counts.sort_values(ascending=False, kind="stable").reset_index()
+
+
+def most_common_size(frame: pd.DataFrame) -> tuple[int, int]:
+    """(width, height) shared by the most images of ``frame`` (from inspect_dataset)."""
+    top = resolution_counts(frame).iloc[0]
+    return int(top["width"]), int(top["height"])
+
+
+def pick_examples(index: DatasetIndex, split: str, per_class: int,
+                  seed: int = 0) -> list[list[Path]]:
+    """``per_class`` random image paths of each class (seeded): one list per class, in order."""
+    chosen = choose_subset(index.files[split], per_class, seed)
+    return [[path for path, label in chosen if label == i] for i in range(index.num_classes)]
+
+
+def load_split_pixels(index: DatasetIndex, split: str, image_size: int,
+                      subset: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Every image of a split, resized, as one grayscale array (for statistics and plots).
+
+    Returns images uint8 (N, image_size, image_size) and labels int64 (N,).
+    """
+    items = choose_subset(index.files[split], subset, seed)
+    images = np.stack([load_image(path, image_size, 1)[0] for path, _ in items])
+    return images, np.array([label for _, label in items], dtype=np.int64)
+
+
+def intensity_table(images: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
+    """Pixel statistics per class (0-255 scale): images, mean, std, 1st and 99th percentile.
+
+    images: uint8 (N, H, W); labels: (N,). A last row "all" covers every image; its mean and
+    std (divided by 255) are what a Normalize transform would use.
+    """
+    rows = []
+    groups = [(name, images[labels == i]) for i, name in enumerate(classes)]
+    for name, group in [*groups, ("all", images)]:
+        values = group.astype(np.float64).ravel()
+        rows.append({"class": name, "images": len(group), "mean": values.mean(),
+                     "std": values.std(), "p1": np.percentile(values, 1),
+                     "p99": np.percentile(values, 99)})
+    return pd.DataFrame(rows).set_index("class")
+
+
+def replication_equivalence_error(conv: torch.nn.Conv2d, gray: torch.Tensor) -> float:
+    """Max |difference| between a 3-channel conv on replicated input and a 1-channel conv.
+
+    gray: (N, 1, H, W). On a replicated image the three input channels are equal, so
+    sum_c W[:, c] * x = (sum_c W[:, c]) * x: the 3-channel layer computes exactly what a
+    1-channel layer with the summed weights computes. A result near float precision (~1e-6)
+    shows the extra weights add no expressive power on grayscale data.
+    """
+    if conv.in_channels != 3:
+        raise ValueError(f"conv must take 3 input channels, got {conv.in_channels}")
+    with torch.no_grad():
+        three = conv(gray.expand(-1, 3, -1, -1))
+        summed = conv.weight.sum(dim=1, keepdim=True)
+        one = torch.nn.functional.conv2d(gray, summed, conv.bias, conv.stride, conv.padding)
+    return float((three - one).abs().max())
+
+
+# ---- figures for notebook 01 ----------------------------------------------------------------
+
+def plot_class_balance(counts: pd.DataFrame) -> Figure:
+    """Bar chart of images per class and split; counts from DatasetIndex.counts()."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    counts.plot.bar(ax=ax, rot=30)
+    ax.set_ylabel("images")
+    ax.set_ylim(0, 1.3 * counts.to_numpy().max())  # room for the legend above the bars
+    ax.legend(loc="upper center", ncol=len(counts.columns))
+    ax.set_title("Images per class")
+    for container in ax.containers:
+        ax.bar_label(container, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sample_grid(examples: list[list[Path]], classes: Sequence[str],
+                     image_size: int) -> Figure:
+    """One row per class, one column per example, each resized to image_size (as trained)."""
+    rows, cols = len(examples), max(len(row) for row in examples)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols + 1.2, 1.3 * rows), squeeze=False)
+    for r, (name, paths) in enumerate(zip(classes, examples, strict=True)):
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(paths):
+                ax.imshow(load_image(paths[c], image_size, 1)[0], cmap="gray", vmin=0, vmax=255)
+        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle(f"Random training images per class, resized to {image_size}x{image_size}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_intensity_histograms(images: np.ndarray, labels: np.ndarray,
+                              classes: Sequence[str]) -> Figure:
+    """One pixel-intensity histogram (0-255, as a density) per class; images uint8 (N, H, W)."""
+    fig, axes = plt.subplots(2, math.ceil(len(classes) / 2), figsize=(10, 5), sharex=True,
+                             sharey=True, squeeze=False)
+    bins = np.arange(0, 257, 4)
+    for i, (ax, name) in enumerate(zip(axes.flat, classes, strict=False)):
+        ax.hist(images[labels == i].ravel(), bins=bins, density=True, color="0.3")
+        ax.set_title(name, fontsize=9)
+    for ax in axes.flat[len(classes):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("pixel value")
+    fig.suptitle("Pixel intensity per class")
+    fig.tight_layout()
+    return fig
+
+
+def plot_resize(path: str | os.PathLike, image_size: int) -> Figure:
+    """An image as stored (left) and after the resize to image_size x image_size (right).
+
+    Both are drawn at their true aspect ratio, so the squeeze of 800x947 into a square shows.
+    """
+    original = np.asarray(_decode_gray(path))
+    resized = load_image(path, image_size, 1)[0]
+    fig, axes = plt.subplots(1, 2, figsize=(6.5, 3.6),
+                             gridspec_kw={"width_ratios": [original.shape[1] / original.shape[0],
+                                                           1]})
+    for ax, pixels, title in ((axes[0], original, "as stored"),
+                              (axes[1], resized, "resized")):
+        ax.imshow(pixels, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{title}: {pixels.shape[1]}x{pixels.shape[0]}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_channels(pixels: np.ndarray) -> Figure:
+    """The channels of one loaded image side by side; pixels uint8 (C, H, W)."""
+    fig, axes = plt.subplots(1, len(pixels), figsize=(2.2 * len(pixels), 2.4), squeeze=False)
+    for c, ax in enumerate(axes[0]):
+        ax.imshow(pixels[c], cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"channel {c}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
 
 
 def summary_line(index: DatasetIndex) -> str:
