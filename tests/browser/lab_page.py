@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from playwright.sync_api import BrowserContext, Page, Playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 #: Switches for Chromium on a closed network, in a container, with no display.
 CHROMIUM_ARGS = [
@@ -102,10 +103,18 @@ def notebook_path(name: str) -> str:
 
 
 def open_notebook(page: Page, url: str, timeout_s: float) -> None:
-    """Go to the notebook's ``url`` and wait until its kernel has started and is idle."""
-    page.goto(url, timeout=timeout_s * 1000)
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout_s * 1000)
-    page.wait_for_function(_KERNEL_READY_JS, timeout=timeout_s * 1000, polling=250)
+    """Go to the notebook's ``url`` and wait until its kernel has started and is idle.
+
+    Raises TimeoutError (naming the page, never the token) if that takes over ``timeout_s``.
+    """
+    try:
+        page.goto(url, timeout=timeout_s * 1000)
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout_s * 1000)
+        page.wait_for_function(_KERNEL_READY_JS, timeout=timeout_s * 1000, polling=250)
+    except PlaywrightTimeoutError as error:
+        address = url.split("?", 1)[0]  # drop the token
+        raise TimeoutError(f"{address} did not show the notebook with an idle kernel within "
+                           f"{timeout_s:.0f} s") from error
 
 
 def run_all_cells(page: Page) -> None:
@@ -115,8 +124,16 @@ def run_all_cells(page: Page) -> None:
 
 
 def wait_until_finished(page: Page, timeout_s: float) -> None:
-    """Wait until no cell is queued or running and the kernel is idle again."""
-    page.wait_for_function(_RUN_FINISHED_JS, timeout=timeout_s * 1000, polling=500)
+    """Wait until no cell is queued or running and the kernel is idle again.
+
+    Raises TimeoutError listing the cells still queued or running after ``timeout_s``.
+    """
+    try:
+        page.wait_for_function(_RUN_FINISHED_JS, timeout=timeout_s * 1000, polling=500)
+    except PlaywrightTimeoutError as error:
+        busy = [str(cell.index + 1) for cell in read_cells(page) if "*" in cell.prompt]
+        raise TimeoutError(f"Run All had not finished after {timeout_s:.0f} s; code cells "
+                           f"still queued or running: {', '.join(busy) or 'none'}") from error
 
 
 def read_cells(page: Page) -> list[CellReport]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from lab_notebooks import (
     TINY_NOTEBOOK,
     code_cell_count,
@@ -58,9 +59,13 @@ def run_in_lab(lab: LabServer, browser: BrowserContext, name: str,
         run_all_cells(page)
         wait_until_finished(page, RUN_TIMEOUT_S)
         return read_cells(page)
+    except TimeoutError as error:
+        failure = (f"{name}: {error}\nscreenshot: {screenshot}\n"
+                   f"JupyterLab log (last lines):\n{lab.log_tail()}")
     finally:
         save_screenshot(page, screenshot)
         page.close()
+    pytest.fail(failure, pytrace=False)  # outside `except`: no chained Playwright traceback
 
 
 def test_student_runs_notebook(notebook_source: Path, lab: LabServer, lab_root: Path,
