@@ -577,3 +577,82 @@ def test_cli_bad_folder_exits_with_message(tmp_path: Path,
         data.main([str(tmp_path / "nowhere")])
     assert stop.value.code == 2
     assert "error: data_dir" in capsys.readouterr().err
+
+
+# ---- exploration helpers (notebook 01) -------------------------------------------------------
+
+def test_abandoned_builds_are_removed_recent_ones_kept(tmp_path: Path,
+                                                        small_sample_settings: None) -> None:
+    import os
+    import time
+    old = tmp_path / ".sample.building-old"
+    recent = tmp_path / ".sample.building-recent"
+    for folder in (old, recent):
+        (folder / "train").mkdir(parents=True)
+    long_ago = time.time() - 2 * data._ABANDONED_AFTER_S
+    os.utime(old, (long_ago, long_ago))
+    ensure_sample_dataset(tmp_path / "sample")
+    assert not old.exists()  # left by a killed build: removed
+    assert recent.exists()  # may be another process building right now: kept
+
+
+def test_resolution_counts_and_most_common_size() -> None:
+    import pandas as pd
+    frame = pd.DataFrame({"width": [800, 800, 640, 800], "height": [947, 947, 480, 947],
+                          "mode": ["L", "L", "L", "RGBA"]})
+    counts = data.resolution_counts(frame)
+    assert counts.iloc[0].tolist() == [800, 947, "L", 2]
+    assert counts["images"].sum() == 4
+    assert data.most_common_size(frame) == (800, 947)
+
+
+def test_pick_examples(tiny_dataset_dir: Path) -> None:
+    index = quiet_find_images(tiny_dataset_dir)
+    examples = data.pick_examples(index, "train", per_class=2, seed=0)
+    assert len(examples) == index.num_classes
+    for name, paths in zip(index.classes, examples, strict=True):
+        assert len(paths) == 2 and all(p.parent.name == name for p in paths)
+    assert examples == data.pick_examples(index, "train", per_class=2, seed=0)
+
+
+def test_intensity_table_matches_numpy(tiny_dataset_dir: Path) -> None:
+    index = quiet_find_images(tiny_dataset_dir)
+    images, labels = data.load_split_pixels(index, "train", 32)
+    assert images.shape == (6 * TINY_TRAIN_PER_CLASS, 32, 32) and images.dtype == np.uint8
+    table = data.intensity_table(images, labels, index.classes)
+    assert list(table.index) == [*index.classes, "all"]
+    assert table.loc["all", "images"] == len(images)
+    assert table.loc["all", "mean"] == pytest.approx(images.mean())
+    circles = images[labels == index.classes.index("circles")].astype(float)
+    assert table.loc["circles", "std"] == pytest.approx(circles.std())
+    assert table.loc["circles", "p99"] == pytest.approx(np.percentile(circles, 99))
+
+
+def test_replicated_conv_equals_summed_weights() -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, kernel_size=5, padding=2)
+    gray = torch.rand(2, 1, 16, 16)
+    assert data.replication_equivalence_error(conv, gray) < 1e-5
+    # Averaging instead of summing the weights (a plausible slip) would be far off.
+    with torch.no_grad():
+        averaged = torch.nn.functional.conv2d(gray, conv.weight.mean(1, keepdim=True), conv.bias,
+                                              padding=2)
+        assert (conv(gray.expand(-1, 3, -1, -1)) - averaged).abs().max() > 1e-2
+    with pytest.raises(ValueError, match="3 input channels"):
+        data.replication_equivalence_error(torch.nn.Conv2d(1, 4, 3), gray)
+
+
+def test_figures_draw(tiny_dataset_dir: Path) -> None:
+    import matplotlib.pyplot as plt
+    index = quiet_find_images(tiny_dataset_dir)
+    images, labels = data.load_split_pixels(index, "train", 32)
+    examples = data.pick_examples(index, "train", per_class=2)
+    figures = [data.plot_class_balance(index.counts()),
+               data.plot_sample_grid(examples, index.classes, 32),
+               data.plot_intensity_histograms(images, labels, index.classes),
+               data.plot_resize(examples[0][0], 32),
+               data.plot_channels(load_image(examples[0][0], 32, 3))]
+    assert [len(f.axes) for f in figures][2:] == [6, 2, 3]
+    assert len(figures[1].axes) == 6 * 2
+    for figure in figures:
+        plt.close(figure)
