@@ -175,9 +175,9 @@ def dead_units(cache: Forward) -> list[str]:
     """Names of ReLU neurons that are off (pre-activation <= 0), so pass back no gradient."""
     dead = []
     if cache.f == "relu" and cache.z1 <= 0:
-        dead.append(f"hidden neuron h (f = relu, z1 = {cache.z1:.4g} <= 0)")
-    if cache.g == "relu" and cache.z2 <= 0:
-        dead.append(f"output neuron y (g = relu, z2 = {cache.z2:.4g} <= 0)")
+        dead.append(f"hidden neuron h (f = relu, z1 = {cache.z1 + 0.0:.4g} <= 0)")
+    if cache.g == "relu" and cache.z2 <= 0:  # + 0.0 below: print -0.0 as 0
+        dead.append(f"output neuron y (g = relu, z2 = {cache.z2 + 0.0:.4g} <= 0)")
     return dead
 
 
@@ -307,9 +307,12 @@ def finite_difference_gradients(cache: Forward, h: float = 1e-5) -> Gradients:
 
 
 def format_error(error: float) -> str:
-    """An error as its order of magnitude, e.g. '< 1e-15' (stable across runs), or '0'."""
+    """A tiny error as its order of magnitude, e.g. '< 1e-15' (stable across runs); an error
+    of 1e-3 or more (a real disagreement) as its value, e.g. '0.5'; exactly 0 as '0'."""
     if error == 0:
         return "0"
+    if error >= 1e-3:  # a real disagreement: show the number itself
+        return f"{error:.2g}"
     return f"< 1e{math.floor(math.log10(error)) + 1}"
 
 
@@ -325,9 +328,9 @@ def gradient_table(cache: Forward, decimals: int = 10) -> pd.DataFrame:
     rows = []
     for field, label in GRADIENT_NAMES.items():
         a, b, c = getattr(hand, field), getattr(auto, field), getattr(numeric, field)
-        rows.append({"gradient": label, "by hand (report)": round(a, decimals),
-                     "torch.autograd": round(b, decimals),
-                     "finite differences": round(c, decimals),
+        rows.append({"gradient": label, "by hand (report)": round(a, decimals) + 0.0,
+                     "torch.autograd": round(b, decimals) + 0.0,  # + 0.0: -0.0 shows as 0.0
+                     "finite differences": round(c, decimals) + 0.0,
                      "rel. error vs autograd": format_error(relative_error(a, b)),
                      "rel. error vs finite diff.": format_error(relative_error(a, c))})
     return pd.DataFrame(rows).set_index("gradient")

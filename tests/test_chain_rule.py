@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course_utils.chain_rule import (
@@ -24,6 +24,7 @@ from course_utils.chain_rule import (
     history_frame,
     initial_weights,
     intermediates_table,
+    near_relu_kink,
     random_points,
     report_order_update,
     worst_by_gradient,
@@ -61,7 +62,10 @@ def test_hand_gradients_match_finite_differences(f, g, values):
     cache = forward(x1, x2, t, w1, w2, w3, f, g)
     # Finite differences straddle a ReLU kink when a pre-activation is within h of 0: skip
     # those points (the derivative is undefined there; the kink has its own test below).
-    assume(abs(cache.z1) > 1e-3 and abs(cache.z2) > 1e-3)
+    # A plain return, not hypothesis.assume: hypothesis likes zeros, and rejecting too many
+    # examples fails its health check.
+    if near_relu_kink(cache):
+        return
     assert_gradients_close(backward(cache), finite_difference_gradients(cache),
                            rtol=1e-6, atol=1e-8)
 
@@ -185,6 +189,7 @@ def test_format_error():
     assert format_error(0.0) == "0"
     assert format_error(3e-16) == "< 1e-15"
     assert format_error(1e-9) == "< 1e-8"
+    assert format_error(0.5) == "0.5" and format_error(1.0) == "1"
 
 
 def test_random_points_cover_every_pair_and_gradient():
