@@ -55,6 +55,12 @@ lab: data  ## open the notebooks in JupyterLab
 lint: install  ## ruff over the package, tests and notebooks
 	$(VENV)/bin/ruff check course_utils tests notebooks
 
+# Speed benchmarks (CPU, several minutes): each prints RATIO lines measured side by side in one run.
+BENCHES ?= bench_pipeline bench_training bench_flops bench_memory
+.PHONY: bench
+bench: data  ## speed benchmarks in benchmarks/ (BENCHES="bench_flops ..." for a subset)
+	for b in $(BENCHES); do $(PY) benchmarks/$$b.py || exit 1; done
+
 # Maintainers only: re-execute notebooks IN PLACE to refresh their stored outputs, e.g.
 #   make refresh-notebooks NB=notebooks/01_data_exploration.ipynb
 NB ?= notebooks/*.ipynb
