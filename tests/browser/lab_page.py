@@ -33,14 +33,15 @@ _KERNEL_READY_JS = """() => {
       && !!status && status.dataset.status === 'idle';
 }"""
 
-# True when Run All has finished: no prompt is queued/running ("[*]"), the first code cell has
-# run, and the kernel is idle. (After an error JupyterLab un-queues the remaining cells.)
+# True when Run All has finished: no prompt is queued/running ("[*]"), some cell has run (the
+# outputs were cleared, so that is this run), and the kernel is idle. After an error JupyterLab
+# un-queues the remaining cells, so a failed run finishes too.
 _RUN_FINISHED_JS = """() => {
   const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')]
     .map(p => p.textContent.trim());
   const status = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
   return prompts.length > 0 && !prompts.some(t => t.includes('*'))
-      && /\\[\\d+\\]/.test(prompts[0]) && !!status && status.dataset.status === 'idle';
+      && prompts.some(t => /\\[\\d+\\]/.test(t)) && !!status && status.dataset.status === 'idle';
 }"""
 
 # The open notebooks, and one record per code cell of the first, in notebook order:
