@@ -472,29 +472,44 @@ def winner_margins() -> np.ndarray:
     return np.array(margins)
 
 
-def random_free_entries(inputs: Inputs, trials: int = 200, seed: int = 0) -> dict[str, float]:
-    """Set all 11 free entries at once to random values in [-1, 1], ``trials`` times.
+def random_free_entries(inputs: Inputs, trials: int = 200, seed: int = 0,
+                        box: pd.DataFrame | None = None) -> dict[str, float]:
+    """Set all 11 free entries at once to random values, ``trials`` times.
 
-    Returns how many trials kept the pooling winners, and the largest change of any gradient
-    or updated weight among those: 0.0 means they depend on the free entries only through
-    which position wins each window.
+    box: None draws each entry uniformly from [-1, 1]; a ``sweep_free_entries`` table draws
+    each from the two-decimal values between its "lowest fit" and "highest fit".
+    Returns the number of trials, how many reproduce the printed conv output, how many of
+    those reproduce every printed number, how many keep the pooling winners, and the largest
+    change of any gradient or updated weight among the latter (0.0: the free entries act only
+    through which position wins each window).
     """
     rng = np.random.default_rng(seed)
     base = forward_backward(inputs)
     keys = ["fc_delta_input", "fc_delta_weights", "sigmoid_delta", "maxpool_delta",
             "conv_delta_input", "conv_delta_kernel", "updated_kernel", "updated_fc_weights",
             "updated_fc_biases"]
-    kept, change = 0, 0.0
+    counts = {"trials": trials, "conv output as printed": 0, "all printed numbers match": 0,
+              "same winners": 0, "largest change": 0.0}
     for _ in range(trials):
         x = inputs.x.copy()
-        for position in FREE_ENTRIES:
-            x[position] = rng.uniform(-1.0, 1.0)
+        for index, position in enumerate(FREE_ENTRIES):
+            if box is None:
+                x[position] = rng.uniform(-1.0, 1.0)
+            else:
+                low, high = (round(box.iloc[index][c] * GRID) for c in ("lowest fit",
+                                                                        "highest fit"))
+                x[position] = rng.integers(low, high + 1) / GRID
         results = forward_backward(Inputs(x, inputs.kernel, inputs.fc_weights, inputs.fc_bias,
                                           inputs.upstream, inputs.lr))
+        matches = printed_matches(results)
+        if matches["conv_output"]:
+            counts["conv output as printed"] += 1
+            counts["all printed numbers match"] += all(matches.values())
         if np.array_equal(results["winners"], base["winners"]):
-            kept += 1
-            change = max(change, max(float(np.max(np.abs(results[k] - base[k]))) for k in keys))
-    return {"trials": trials, "same winners": kept, "largest change": change}
+            counts["same winners"] += 1
+            change = max(float(np.max(np.abs(results[k] - base[k]))) for k in keys)
+            counts["largest change"] = max(counts["largest change"], change)
+    return counts
 
 
 # ---------------------------------------------------------------------------------------

@@ -92,3 +92,6 @@ def test_free_entries_change_no_printed_number(inputs: we.Inputs) -> None:
     assert (sweep["values that fit"] >= 1).all()
     joint = we.random_free_entries(inputs, trials=50, seed=1)
     assert joint["same winners"] > 0 and joint["largest change"] == 0.0
+    boxed = we.random_free_entries(inputs, trials=50, seed=1, box=sweep)
+    assert boxed["conv output as printed"] > 0
+    assert boxed["all printed numbers match"] == boxed["conv output as printed"]
