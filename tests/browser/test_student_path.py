@@ -96,6 +96,7 @@ def test_failing_cells_are_caught(lab: LabServer, lab_root: Path, browser: Brows
     found = problems(cells)
 
     assert cells[0].ran and not cells[0].stderr  # the cell before the inserted ones is fine
+    assert not cells[1].has_error and cells[2].has_error  # a warning is not an error
     assert found[0].startswith("code cell 2 ")
     assert "shows output on stderr: 'a warning the student would see'" in found[0]
     assert found[1].startswith("code cell 3 ")
