@@ -457,14 +457,18 @@ def _scan(root: Path) -> tuple[list[str], list[_Entry]]:
     return classes, entries
 
 
-def _warn_grouped(root: Path, items: list[tuple[Path, str]], what: str, fix: str) -> None:
-    """One warning for a group of files: how many, the first few, and what to do."""
+def _warn_grouped(root: Path, items: list[tuple[Path, str]], what: str, fix: str,
+                  stacklevel: int = 4) -> None:
+    """One warning for a group of files: how many, the first few, and what to do.
+
+    stacklevel: frames up to the caller's code (so the warning points at the user's line).
+    """
     if not items:
         return
     shown = "; ".join(f"{display_path(p)}: {reason}" for p, reason in items[:5])
     more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
     warnings.warn(f"{display_path(root)}: {len(items)} file(s) {what}: {shown}{more}. {fix}",
-                  DatasetWarning, stacklevel=3)
+                  DatasetWarning, stacklevel=stacklevel)
 
 
 def _index_entries(data_dir: str | os.PathLike | None) -> tuple[DatasetIndex, list[_Entry]]:
@@ -533,7 +537,7 @@ def verify_images(index: DatasetIndex) -> DatasetIndex:
                 continue
             files[split].append((path, label))
     _warn_grouped(index.root, broken, "skipped (could not be decoded)",
-                  "Remove or re-export them.")
+                  "Remove or re-export them.", stacklevel=3)
     return DatasetIndex(root=index.root, classes=list(index.classes), files=files,
                         skipped=index.skipped + broken, converted=list(index.converted))
 
