@@ -279,6 +279,29 @@ def _remove_abandoned_builds(root: Path) -> None:
             pass
 
 
+def _install(building: Path, root: Path, settings: dict, attempts: int = 5) -> None:
+    """Rename the finished build ``building`` to ``root``, replacing a stale ``root``.
+
+    Another process may be building at the same time: if its dataset lands first, ours is
+    simply dropped (the caller deletes ``building``).
+    """
+    for _ in range(attempts):
+        if _is_complete(root, settings):
+            return
+        try:
+            if root.exists():  # stale or broken: move it aside first (rename is atomic)
+                stale = root.parent / f".{root.name}.stale-{os.getpid()}-{time.time_ns()}"
+                os.replace(root, stale)
+                shutil.rmtree(stale, ignore_errors=True)
+            os.replace(building, root)
+            return
+        except OSError:  # another process renamed something meanwhile: look again
+            time.sleep(0.2)
+    if not _is_complete(root, settings):
+        raise DatasetError(f"could not put the built-in dataset in place at "
+                           f"{display_path(root)}; delete that folder and run `make data`")
+
+
 def ensure_sample_dataset(root: str | os.PathLike = SAMPLE_DATA_DIR) -> Path:
     """Build the built-in dataset into ``root`` if it is missing or incomplete; return root.
 
@@ -300,17 +323,7 @@ def ensure_sample_dataset(root: str | os.PathLike = SAMPLE_DATA_DIR) -> Path:
                          width=settings["width"], height=settings["height"],
                          classes=settings["classes"])
         atomic_write_json(building / COMPLETE_MARKER, settings)
-        if _is_complete(root, settings):  # another process finished first: keep theirs
-            return root
-        if root.exists():  # stale or broken: move it aside, then swap ours in
-            stale = Path(tempfile.mkdtemp(prefix=f".{root.name}.stale-", dir=root.parent))
-            os.replace(root, stale / root.name)
-            shutil.rmtree(stale, ignore_errors=True)
-        os.replace(building, root)
-    except OSError:
-        if _is_complete(root, settings):  # lost a race with a concurrent build: fine
-            return root
-        raise
+        _install(building, root, settings)
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return root

@@ -201,6 +201,34 @@ def test_ensure_sample_rebuilds_other_generator_version(tmp_path: Path,
     assert data._is_complete(root, data._sample_settings())
 
 
+@pytest.mark.parametrize("stale", [False, True])
+def test_concurrent_builds_agree(tmp_path: Path, small_sample_settings: None, stale: bool) -> None:
+    # Several notebooks may start at once on a fresh clone: every caller must get the one
+    # complete dataset, with no temporary folder left behind.
+    import threading
+    root = tmp_path / "sample"
+    if stale:
+        generate_dataset(root, 1, 1, width=40, height=40, classes=["circles", "checkerboard"])
+    start = threading.Barrier(3)
+    results, errors = [], []
+
+    def build() -> None:
+        start.wait()
+        try:
+            results.append(ensure_sample_dataset(root))
+        except Exception as error:  # collected: a thread's exception would be lost
+            errors.append(error)
+
+    threads = [threading.Thread(target=build) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and results == [root] * 3
+    assert data._is_complete(root, data._sample_settings())
+    assert [p.name for p in tmp_path.iterdir()] == ["sample"]
+
+
 def test_resolve_data_dir_none_uses_builtin(monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path) -> None:
     monkeypatch.setattr(data, "ensure_sample_dataset", lambda: tmp_path)
