@@ -195,6 +195,7 @@ def _image_seed(seed: int, split: str, class_name: str, number: int) -> list[int
     """A seed for one image that depends only on (seed, split, class, number).
 
     So image 3 of 'circles' is the same whether the dataset has 10 or 100 images per class.
+    The class enters as its first 8 bytes plus its length: distinct for every built-in class.
     """
     class_code = int.from_bytes(class_name.encode("utf-8")[:8].ljust(8, b"\0"), "little")
     return [seed, SPLITS.index(split), class_code, len(class_name), number]
@@ -394,6 +395,13 @@ _ODD_MODES_NOTE = ("converted to 8-bit grayscale on load (alpha composited onto 
                    "16-bit scaled by 1/257)")
 
 
+def _describe(error: Exception) -> str:
+    """Pillow's reason for failing, without the absolute path it sometimes repeats."""
+    if isinstance(error, UnidentifiedImageError):
+        return "Pillow does not recognise the file's format"
+    return str(error) or type(error).__name__
+
+
 def _read_header(split: str, class_name: str, path: Path) -> _Entry:
     """Open only the image header: size and mode, or the problem that makes it unusable."""
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -404,7 +412,8 @@ def _read_header(split: str, class_name: str, path: Path) -> _Entry:
             width, height = image.size
             mode = image.mode
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        return _Entry(split, class_name, path, problem=f"corrupt or unreadable image ({error})")
+        return _Entry(split, class_name, path,
+                      problem=f"corrupt or unreadable image ({_describe(error)})")
     if min(width, height) < MIN_IMAGE_SIZE:
         return _Entry(split, class_name, path, width, height, mode,
                       problem=f"{width}x{height} is smaller than the model accepts "
@@ -595,8 +604,9 @@ def _decode_gray(path: str | os.PathLike) -> Image.Image:
         raise DatasetError(f"cannot load {display_path(path)}: {error}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DatasetError(
-            f"cannot load {display_path(path)}: corrupt or truncated image ({error}); remove or "
-            "re-export it (find_images skips corrupt headers, verify_images truncated files)"
+            f"cannot load {display_path(path)}: corrupt or truncated image ({_describe(error)}); "
+            "remove or re-export it (find_images skips corrupt headers, verify_images truncated "
+            "files)"
         ) from None
 
 
