@@ -167,10 +167,15 @@ def im2col_matrix(x: np.ndarray, kh: int, kw: int, stride: int = 1,
     n, c, h, w = x.shape
     hout = conv_output_size(h, kh, stride, pad)
     wout = conv_output_size(w, kw, stride, pad)
-    # (N, C, HOUT, WOUT, KH, KW) view of every window, then one copy into GEMM order
-    windows = sliding_window_view(_pad(x, pad), (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
-    ordered = windows.transpose(1, 4, 5, 0, 2, 3)  # (C, KH, KW, N, HOUT, WOUT)
-    return np.ascontiguousarray(ordered).reshape(c * kh * kw, n * hout * wout)
+    padded = _pad(x, pad)
+    cols = np.empty((c, kh, kw, n, hout, wout), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            # kernel offset (i, j) sees pixel (i + stride*ho, j + stride*wo) at output (ho, wo):
+            # one strided slice per offset, copied as whole rows (faster than gathering windows)
+            cols[:, i, j] = padded[:, :, i:i + stride * hout:stride,
+                                   j:j + stride * wout:stride].transpose(1, 0, 2, 3)
+    return cols.reshape(c * kh * kw, n * hout * wout)
 
 
 def im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, pad: int = 0) -> np.ndarray:
@@ -252,7 +257,8 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1,
     hout = conv_output_size(x.shape[2], kh, stride, pad)
     wout = conv_output_size(x.shape[3], kw, stride, pad)
     # One GEMM for the whole batch: (F, C*KH*KW) @ (C*KH*KW, N*HOUT*WOUT)
-    out = w.reshape(f, -1) @ cols + b[:, None]
+    out = w.reshape(f, -1) @ cols
+    out += b[:, None]  # in place: no second (F, N*HOUT*WOUT) array
     out = out.reshape(f, n, hout, wout).transpose(1, 0, 2, 3)
     return np.ascontiguousarray(out), (x.shape, cols, w, stride, pad)
 
