@@ -481,6 +481,10 @@ def plot_activations(z_min: float = -4.0, z_max: float = 4.0) -> plt.Figure:
         axes[0, column].plot(z, [act.value(v) for v in z])
         axes[0, column].set_title(act.name)
         axes[1, column].plot(z, [act.derivative(v) for v in z], color="tab:orange")
+        if act.name == "relu":  # no derivative at 0: mark the value the code chose
+            axes[1, column].plot([0.0], [act.derivative(0.0)], "o", color="black",
+                                 label=f"a'(0) = {act.derivative(0.0):g} in the code")
+            axes[1, column].legend(loc="center right", fontsize=8)
         axes[1, column].set_xlabel("z")
     axes[0, 0].set_ylabel("value a(z)")
     axes[1, 0].set_ylabel("derivative a'(z)")

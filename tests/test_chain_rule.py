@@ -54,7 +54,7 @@ def assert_gradients_close(ours, reference, rtol: float, atol: float) -> None:
 def test_hand_gradients_match_autograd_float64(f, g, values):
     x1, x2, t, w1, w2, w3 = values
     cache = forward(x1, x2, t, w1, w2, w3, f, g)
-    assert_gradients_close(backward(cache), autograd_gradients(cache), rtol=1e-12, atol=1e-14)
+    assert_gradients_close(backward(cache), autograd_gradients(cache), rtol=1e-12, atol=1e-13)
 
 
 @pytest.mark.parametrize(("f", "g"), PAIRS)
@@ -264,3 +264,11 @@ def test_tables_show_the_forward_pass_and_no_negative_zero():
     frame = history_frame(gradient_descent(1.0, 0.5, 0.8, 0.4, 0.3, 0.9, "relu", "relu",
                                            lr=2.0, steps=3))
     assert not any(str(v) == "-0.0" for v in frame.to_numpy().ravel())
+
+
+def test_a_wrong_formula_is_caught():
+    # Taking g' at the output y instead of the pre-activation z2 is the classic slip; the
+    # autograd comparison must reject it, or these tests could not fail.
+    cache = forward(1.0, 0.5, 0.8, 0.4, 0.3, 0.9, "tanh", "sigmoid")
+    wrong = (cache.y - cache.t) * ACTIVATIONS["sigmoid"].derivative(cache.y) * cache.h
+    assert gradient_error(wrong, autograd_gradients(cache).dE_dw3) > 1e3 * AUTOGRAD_TOLERANCE
