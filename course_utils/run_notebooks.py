@@ -443,7 +443,7 @@ def read_json(path: Path) -> dict[str, Any]:
 def remove_stale(run_folder: Path, stem: str) -> None:
     """Delete a previous run's files for this notebook, so none can pass for this run's."""
     stale = [run_folder / f"{stem}.ipynb", run_folder / f"{stem}.html"]
-    stale += [run_folder / "results" / f"{stem}.{kind}.json" for kind in ("checks", "meta", "run")]
+    stale += (run_folder / "results").glob(f"{stem}.*.json")  # checks, meta, run and the like
     for path in stale:
         path.unlink(missing_ok=True)
 
@@ -580,7 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-p", "--param", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"),
                         help="one parameter (repeatable; True/False/None, ints and floats are "
-                             "converted as by papermill -p); overrides --params")
+                             "converted as by papermill -p); overrides --params. Relative "
+                             "paths are relative to notebooks/, where the kernels run")
     parser.add_argument("--name", default=DEFAULT_RUN_NAME,
                         help="run folder name under runs/ (default: %(default)s)")
     parser.add_argument("--notebooks", nargs="+", default=[], metavar="PATTERN",
@@ -606,7 +607,10 @@ def check_run_name(name: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns 0 (all ran), 1 (a notebook failed) or 2 (bad input)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.markdown and not args.list_parameters:
+        parser.error("--markdown only goes with --list-parameters")  # never start a full run
     try:
         everything = declared_parameters(find_notebooks(args.notebooks_dir))
         notebooks = find_notebooks(args.notebooks_dir, args.notebooks)

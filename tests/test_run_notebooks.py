@@ -177,7 +177,8 @@ def test_run_folder_over_the_sources_is_refused(tmp_path: Path) -> None:
 
 
 def test_remove_stale_deletes_only_that_notebooks_files(tmp_path: Path) -> None:
-    mine = [tmp_path / "02_x.html", tmp_path / "results" / "02_x.checks.json"]
+    mine = [tmp_path / "02_x.html", tmp_path / "results" / "02_x.checks.json",
+            tmp_path / "results" / "02_x.result.json"]
     other = tmp_path / "results" / "03_y.checks.json"
     for path in [*mine, other]:
         path.parent.mkdir(exist_ok=True)
@@ -301,6 +302,13 @@ def test_list_parameters_markdown_through_python_m() -> None:
         "|---|---|---|---|---|\n"
         "| 02_fails | `fail` | bool | `True` | raise in cell 3 |\n"
     )
+
+
+def test_markdown_alone_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as info, contextlib.redirect_stderr(io.StringIO()) as err:
+        rn.main(["--notebooks-dir", str(FIXTURES), "--runs-dir", str(tmp_path), "--markdown"])
+    assert info.value.code == 2 and "--markdown only goes with" in err.getvalue()
+    assert not list(tmp_path.iterdir())
 
 
 def test_readme_parameter_section_matches_the_notebooks() -> None:
