@@ -138,8 +138,11 @@ def read_params_file(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise RunnerError(f"{display_path(path)!r} must be a YAML mapping of `name: value` "
                           f"lines (e.g. `epochs: 2`), got a {type(loaded).__name__}")
-    for name in loaded:
+    for name, value in loaded.items():
         _check_name(name, f"in {display_path(path)!r}")
+        if not _is_plain(value):
+            raise RunnerError(f"parameter {name!r} in {display_path(path)!r}: YAML read "
+                              f"{value!r} as a {type(value).__name__}; quote it to pass text")
     return loaded
 
 
@@ -151,6 +154,15 @@ def collect_params(params_file: str | os.PathLike | None,
         _check_name(name, "given with -p")
         params[name] = parse_value(text)
     return params
+
+
+def _is_plain(value: Any) -> bool:
+    """Values papermill can write into a notebook and the run can save as JSON."""
+    if isinstance(value, list):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 def _check_name(name: Any, where: str) -> None:

@@ -80,6 +80,7 @@ def test_collect_params_yaml_then_pairs_later_wins(tmp_path: Path) -> None:
     ("- 1\n- 2\n", "must be a YAML mapping"),
     ("epochs: [1, 2\n", "could not parse"),
     ("1st: 3\n", "not a Python variable name"),
+    ("start: 2024-01-01\n", "'start' .* as a date; quote it"),
 ])
 def test_bad_params_file_names_the_file(tmp_path: Path, content: str, message: str) -> None:
     params_file = tmp_path / "grading.yaml"
