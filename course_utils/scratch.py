@@ -117,8 +117,11 @@ def maxpool_forward(x: np.ndarray, pool: int = 2, stride: int = 2) -> tuple[np.n
     ``HOUT = (H - pool) // stride + 1``.
     """
     _require_ndim("x", x, 4, "(N, C, H, W)")
-    conv_output_size(x.shape[2], pool, stride)  # validates pool and stride against H
-    conv_output_size(x.shape[3], pool, stride)
+    _require_positive_int("pool", pool)
+    _require_positive_int("stride", stride)
+    if pool > min(x.shape[2:]):
+        raise ValueError(f"pool {pool} is larger than the input ({x.shape[2]}x{x.shape[3]}); "
+                         "use a smaller pool")
     n, c = x.shape[:2]
     # (N, C, HOUT, WOUT, pool, pool): every window as a view, no copy
     windows = sliding_window_view(x, (pool, pool), axis=(2, 3))[:, :, ::stride, ::stride]

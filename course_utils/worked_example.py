@@ -228,7 +228,8 @@ def recover_window_entries(kernel: np.ndarray, maxima: np.ndarray, delta: np.nda
     Inputs: kernel (2, 2) on the grid; maxima (4,) pooled maxima (multiples of 1e-4, since
     K and X are hundredths); delta (4,) the sigmoid delta at each winner; kernel_grad (2, 2)
     dL/dK; winners: the 4 winning positions. tol: allowed error of each dL/dK equation, in
-    hundredths (its inputs are printed to 8 decimals).
+    hundredths: the updated kernel is printed to 8 decimals (error <= 5e-9), so dL/dK is off by
+    at most 5e-9 / lr = 1e-8, i.e. 1e-6 hundredths; the default doubles that.
 
     dL/dK[m, n] = sum_i delta_i X[winner_i + (m, n)]: one real equation per (m, n) in four
     unknown integers, solved alone on the grid. The four candidate tables are then joined

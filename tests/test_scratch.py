@@ -219,5 +219,7 @@ def test_bad_inputs_raise_clear_errors() -> None:
         scratch.linear_forward(np.zeros((2, 3)), np.zeros((4, 5)), np.zeros(4))
     with pytest.raises(ValueError, match="same shape"):
         scratch.sgd_update(np.zeros(3), np.zeros(4), 0.1)
+    with pytest.raises(ValueError, match="pool 3 is larger than the input"):
+        scratch.maxpool_forward(np.zeros((1, 1, 2, 2)), pool=3)
     with pytest.raises(ValueError, match="cols has shape"):
         scratch.col2im(np.zeros((1, 9, 4)), (1, 1, 5, 5), 3, 3)
