@@ -145,6 +145,13 @@ def _finite(value: float, parameter: str) -> float:
     return number
 
 
+def _seed(seed: int) -> int:
+    """``seed`` checked as an integer >= 0, or a ValueError naming the parameter."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"parameter 'seed' must be an integer >= 0 (e.g. 0), got {seed!r}")
+    return int(seed)
+
+
 def forward(x1: float, x2: float, t: float, w1: float, w2: float, w3: float,
             f: str = "sigmoid", g: str = "sigmoid") -> Forward:
     """Run the network on one example (x1, x2) with target t; return every intermediate."""
@@ -184,7 +191,7 @@ def dead_units(cache: Forward) -> list[str]:
 def initial_weights(w1: float | None, w2: float | None, w3: float | None,
                     seed: int) -> tuple[float, float, float]:
     """The three weights, with any None drawn from N(0, 1) using numpy's generator ``seed``."""
-    draws = np.random.default_rng(seed).standard_normal(3)  # always 3 draws: stable per seed
+    draws = np.random.default_rng(_seed(seed)).standard_normal(3)  # always 3 draws: stable per seed
     chosen = [draws[i] if w is None else w for i, w in enumerate((w1, w2, w3))]
     return (_finite(chosen[0], "w1"), _finite(chosen[1], "w2"), _finite(chosen[2], "w3"))
 
@@ -283,10 +290,11 @@ def autograd_gradients(cache: Forward) -> Gradients:
                      float(w2.grad))
 
 
-def finite_difference_gradients(cache: Forward, h: float = 1e-5) -> Gradients:
-    """The same gradients from centred finite differences (E(v + h) - E(v - h)) / 2h.
+def finite_difference_gradients(cache: Forward, step_size: float = 1e-5) -> Gradients:
+    """The same gradients from centred finite differences (E(v + s) - E(v - s)) / 2s.
 
-    dE/dy and dE/dh treat y and h as the free variable (everything downstream recomputed).
+    s = step_size (CS231n calls it h; here h is the hidden neuron). dE/dy and dE/dh treat
+    y and h as the free variable (everything downstream recomputed).
     """
     def error_of_weights(w: np.ndarray) -> np.ndarray:  # w: (3,) = (w1, w2, w3)
         run = forward(cache.x1, cache.x2, cache.t, w[0], w[1], w[2], cache.f, cache.g)
@@ -300,9 +308,10 @@ def finite_difference_gradients(cache: Forward, h: float = 1e-5) -> Gradients:
         return np.array(0.5 * (float(y) - cache.t) ** 2)
 
     one = np.array(1.0)  # E is a scalar: the upstream gradient dE/dE is 1
-    d_w = numerical_gradient(error_of_weights, np.array([cache.w1, cache.w2, cache.w3]), one, h)
-    d_h = numerical_gradient(error_of_hidden, np.array(cache.h), one, h)
-    d_y = numerical_gradient(error_of_output, np.array(cache.y), one, h)
+    weights = np.array([cache.w1, cache.w2, cache.w3])
+    d_w = numerical_gradient(error_of_weights, weights, one, step_size)
+    d_h = numerical_gradient(error_of_hidden, np.array(cache.h), one, step_size)
+    d_y = numerical_gradient(error_of_output, np.array(cache.y), one, step_size)
     return Gradients(float(d_y), float(d_w[2]), float(d_h), float(d_w[0]), float(d_w[1]))
 
 
@@ -372,7 +381,7 @@ def random_points(n_points: int, seed: int) -> pd.DataFrame:
     """
     if isinstance(n_points, bool) or not isinstance(n_points, int | np.integer) or n_points < 1:
         raise ValueError(f"parameter 'n_random_points' must be an integer >= 1, got {n_points!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed(seed))
     rows = []
     for f in ACTIVATIONS:
         for g in ACTIVATIONS:

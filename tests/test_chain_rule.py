@@ -272,3 +272,11 @@ def test_a_wrong_formula_is_caught():
     cache = forward(1.0, 0.5, 0.8, 0.4, 0.3, 0.9, "tanh", "sigmoid")
     wrong = (cache.y - cache.t) * ACTIVATIONS["sigmoid"].derivative(cache.y) * cache.h
     assert gradient_error(wrong, autograd_gradients(cache).dE_dw3) > 1e3 * AUTOGRAD_TOLERANCE
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", None])
+def test_bad_seed_names_the_parameter(seed):
+    with pytest.raises(ValueError, match="parameter 'seed'"):
+        initial_weights(None, None, None, seed=seed)
+    with pytest.raises(ValueError, match="parameter 'seed'"):
+        random_points(n_points=1, seed=seed)
