@@ -175,7 +175,8 @@ def _check_name(name: Any, where: str) -> None:
 def find_notebooks(folder: Path, patterns: Sequence[str] = ()) -> list[Path]:
     """The notebooks of ``folder`` in name order, optionally only those matching ``patterns``.
 
-    A pattern is a prefix ("03"), a full name ("03_training.ipynb") or a glob ("0[1-3]_*").
+    A pattern is a prefix ("03"), a name or path ("notebooks/03_training.ipynb") or a glob
+    ("0[1-3]_*").
     """
     if not folder.is_dir():
         raise RunnerError(f"notebook folder {display_path(folder)!r} does not exist")
@@ -191,6 +192,7 @@ def find_notebooks(folder: Path, patterns: Sequence[str] = ()) -> list[Path]:
 
 
 def _matches(notebook: Path, pattern: str) -> bool:
+    pattern = os.path.basename(pattern)  # "notebooks/03_training.ipynb", as tab completion gives
     return notebook.name.startswith(pattern) or fnmatch.fnmatch(notebook.name, pattern) \
         or fnmatch.fnmatch(notebook.stem, pattern)
 

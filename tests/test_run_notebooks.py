@@ -152,6 +152,7 @@ def test_parameter_of_an_unselected_notebook_is_not_unknown() -> None:
     (["03_device.ipynb", "01"], ["01_passes", "03_device"]),
     (["0[23]_*"], ["02_fails", "03_device"]),
     (["*fail*"], ["02_fails"]),
+    (["notebooks/02_fails.ipynb"], ["02_fails"]),
 ])
 def test_find_notebooks_by_prefix_name_or_glob(patterns: list[str], expected: list[str]) -> None:
     assert [nb.stem for nb in rn.find_notebooks(FIXTURES, patterns)] == expected
