@@ -18,17 +18,23 @@ the same run, so their ratio says how close the model runs to what the hardware 
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from .paths import PROJECT_ROOT, display_path
 from .train import _autocast, environment_info, to_model_input
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Batch sizes of the FPS sweep (notebook 04); the GPU check goes up to 256.
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -209,3 +215,74 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             setattr(folded, name, fuse_conv_bn_eval(module, getattr(folded, bn_name)))
             setattr(folded, bn_name, nn.Identity())
     return folded
+
+
+# ---- committed GPU results and figures for notebook 04 -----------------------------------------
+
+#: Written by benchmarks/gpu_check.sh on a GPU machine and committed by the integrator.
+GPU_RESULT = PROJECT_ROOT / "results" / "gpu_fps.json"
+
+
+def load_gpu_result(path: str | Path = GPU_RESULT) -> dict[str, Any] | None:
+    """The committed GPU FPS result, or None when there is none yet."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{display_path(path)} is not valid JSON ({error}); rerun "
+                         "benchmarks/gpu_check.sh or delete the file") from None
+
+
+def gpu_summary(record: dict[str, Any]) -> pd.DataFrame:
+    """One row per precision of a GPU result: device, best model-only FPS, end-to-end FPS."""
+    environment = record["environment"]
+    rows = []
+    for precision, run in record["runs"].items():
+        best = max(run["model_only"], key=lambda row: row["fps"])
+        rows.append({"precision": precision,
+                     "device": environment.get("gpu", environment["device"]),
+                     "image_size": record["image_size"], "test_images": record["test_images"],
+                     "model_only_fps": round(best["fps"], 1),
+                     "at_batch": best["batch_size"],
+                     "end_to_end_fps": round(run["end_to_end"]["fps"], 1),
+                     "end_to_end_batch": run["end_to_end"]["batch_size"],
+                     "x_report": round(run["end_to_end"]["fps"] / record["report"]["fps"], 1)})
+    return pd.DataFrame(rows)
+
+
+def plot_fps_vs_batch(model_only: Sequence[dict], end_to_end: Sequence[dict],
+                      report_fps: float) -> Figure:
+    """FPS against batch size (log 2 axis): model-only line, end-to-end points, the report."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([r["batch_size"] for r in model_only], [r["fps"] for r in model_only], "o-",
+            label="model-only (tensors in memory)")
+    ax.plot([r["batch_size"] for r in end_to_end], [r["fps"] for r in end_to_end], "s",
+            markersize=9, label="end-to-end (files -> cache -> model)")
+    ax.axhline(report_fps, color="gray", linestyle=":", label=f"report: {report_fps} FPS")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([r["batch_size"] for r in model_only],
+                  [str(r["batch_size"]) for r in model_only])
+    ax.set(xlabel="batch size", ylabel="images per second", title="FPS against batch size")
+    ax.legend()
+    return fig
+
+
+def plot_end_to_end_vs_model(model_only: Sequence[dict], end_to_end: Sequence[dict]) -> Figure:
+    """Bars: end-to-end against model-only FPS at the batch sizes measured both ways."""
+    import matplotlib.pyplot as plt
+
+    by_batch = {r["batch_size"]: r["fps"] for r in model_only}
+    shared = [r for r in end_to_end if r["batch_size"] in by_batch]
+    positions = np.arange(len(shared))
+    fig, ax = plt.subplots()
+    ax.bar(positions - 0.2, [by_batch[r["batch_size"]] for r in shared], 0.4,
+           label="model-only")
+    ax.bar(positions + 0.2, [r["fps"] for r in shared], 0.4, label="end-to-end")
+    ax.set_xticks(positions, [f"batch {r['batch_size']}" for r in shared])
+    ax.set(ylabel="images per second", title="End-to-end against model-only")
+    ax.legend()
+    return fig

@@ -462,8 +462,16 @@ def per_class_accuracy(counts: np.ndarray, classes: list[str]) -> pd.DataFrame:
 
 
 def misclassified(true: np.ndarray, pred: np.ndarray, limit: int = 8) -> np.ndarray:
-    """Indices (at most ``limit``) of test images whose prediction is wrong, in test order."""
-    return np.flatnonzero(np.asarray(true) != np.asarray(pred))[:limit]
+    """Indices (at most ``limit``) of wrongly predicted test images, spread over the classes.
+
+    The first wrong image of each true class comes first, then the second of each, and so on,
+    so the examples are not all of one class.
+    """
+    true = np.asarray(true)
+    wrong = np.flatnonzero(true != np.asarray(pred))
+    rank = np.array([np.sum(true[wrong[:k]] == true[i]) for k, i in enumerate(wrong)])
+    order = np.lexsort((wrong, rank))  # by rank within its class, then by position
+    return wrong[order][:limit]
 
 
 def plot_losses(histories: dict[str, History]) -> Figure:

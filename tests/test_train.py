@@ -197,3 +197,10 @@ def test_tensor_batches_cover_every_image_once():
     assert len(batches) == 3 and sorted(seen.tolist()) == list(range(10))
     with pytest.raises(ValueError, match="uint8"):
         TensorBatches(images.float(), labels, batch_size=4)
+
+
+def test_misclassified_spreads_over_classes():
+    true = np.array([0, 0, 0, 1, 1, 2])
+    pred = np.array([1, 1, 1, 0, 1, 0])  # wrong: 0, 1, 2 (class 0), 3 (class 1), 5 (class 2)
+    assert train.misclassified(true, pred, limit=4).tolist() == [0, 3, 5, 1]
+    assert train.misclassified(true, true).tolist() == []
