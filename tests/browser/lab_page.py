@@ -2,7 +2,8 @@
 
 Only the page is inspected (what a student sees), never the server's copy of the notebook.
 JupyterLab marks every output by its mime type; errors (tracebacks) and anything written to
-stderr both render as ``application/vnd.jupyter.stderr``, the red boxes a student sees.
+stderr both render as ``application/vnd.jupyter.stderr``. Of those, errors and warnings are
+problems; other stderr text (a progress bar, a log line) is not.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ CHROMIUM_ARGS = [
 STDERR_MIME = "application/vnd.jupyter.stderr"
 #: A prompt like "[12]:" means the cell ran; "[ ]:" never ran; "[*]:" queued or running.
 RAN_PROMPT = re.compile(r"\[\d+\]")
-#: Words that make a stderr output an error rather than a warning.
+#: Words that make a stderr output an error (IPython prints a SyntaxError without "Traceback").
 ERROR_WORDS = re.compile(r"Traceback|\w+(Error|Exception)\b")
+#: A warning's category, as ``warnings`` prints it ("file:line: UserWarning: message").
+WARNING_WORDS = re.compile(r"\w*Warning\b")
 
 # True once the notebook has a kernel that is idle: before that the toolbar says "No Kernel".
 _KERNEL_READY_JS = """() => {
@@ -62,7 +65,7 @@ class CellReport:
     """What the page shows for one code cell after Run All.
 
     index: position among the code cells (0-based); prompt: e.g. "[3]:" or "[ ]:";
-    source: the cell's code; stderr: texts of its red (stderr / error) outputs.
+    source: the cell's code; stderr: texts of its stderr outputs (errors included).
     """
 
     index: int
@@ -77,7 +80,7 @@ class CellReport:
 
     @property
     def has_error(self) -> bool:
-        """Whether one of its red outputs is an error (a traceback), not just a warning."""
+        """Whether one of its stderr outputs is an error (a traceback), not just a warning."""
         return any(ERROR_WORDS.search(text) for text in self.stderr)
 
 
@@ -152,9 +155,10 @@ def read_cells(page: Page) -> list[CellReport]:
 
 
 def problems(cells: list[CellReport]) -> list[str]:
-    """One line per problem a student would see: a cell that did not run, or a red output.
+    """One line per problem a student would see: a cell that did not run, an error, a warning.
 
-    Empty cells are not problems (JupyterLab does not execute them).
+    Empty cells need not run (JupyterLab does not execute them). Other stderr text, such as a
+    progress bar (tqdm writes to stderr), is not a problem.
     """
     found = []
     for cell in cells:
@@ -166,6 +170,7 @@ def problems(cells: list[CellReport]) -> list[str]:
             lines = [line for line in text.splitlines() if line.strip()] or [""]
             if ERROR_WORDS.search(text):  # a traceback ends with the exception and message
                 found.append(f"{where} shows an error: {lines[-1][:200]!r}")
-            else:  # a warning starts with "file:line: Category: message"
-                found.append(f"{where} shows output on stderr: {lines[0][:200]!r}")
+            elif WARNING_WORDS.search(text):  # "file:line: Category: message" comes first
+                warning = next(line for line in lines if WARNING_WORDS.search(line))
+                found.append(f"{where} shows a warning: {warning[:200]!r}")
     return found
