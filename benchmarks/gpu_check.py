@@ -80,7 +80,11 @@ def measure_fps(root: Path, image_size: int, batch_sizes: list[int], device: tor
               "gflops_per_image": gflops,
               "report": {"fps": report.value("fps"), "test_images": report.value(
                   "fps_test_images"), "device": "not stated in the report"},
-              "matmul_gflops": {}, "runs": {}}
+              "matmul_gflops": {}, "runs": {},
+              # fp32 convolutions may use TF32 tensor cores (cuDNN's default) while the fp32
+              # matmul reference does not (PyTorch's default): recorded so ratios can be read.
+              "tf32": {"cudnn_conv": torch.backends.cudnn.allow_tf32,
+                       "matmul": torch.backends.cuda.matmul.allow_tf32}}
     for amp, dtype in ((None, torch.float32), ("bf16", torch.bfloat16)):
         name = amp or "fp32"
         matmul = bench.matmul_gflops(device, size=8192 if device.type == "cuda" else 1024,
