@@ -14,10 +14,14 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from lab_notebooks import NOTEBOOK_ENV, choose_notebook
 from lab_server import LabServer, start_lab, stop_lab
+
+if TYPE_CHECKING:  # only for the annotation: `make test` loads this file without Playwright
+    from playwright.sync_api import BrowserContext
 
 BROWSER_TESTS_ENV = "COURSE_BROWSER_TESTS"
 CHROMIUM_ENV = "CHROMIUM"
@@ -69,7 +73,8 @@ def lab(lab_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[La
 
 
 @pytest.fixture(scope="session")
-def browser(chromium_executable: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+def browser(chromium_executable: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     """Headless Chromium (a Playwright BrowserContext) with a fresh profile; closed at the end."""
     # Imported here, not at the top: `make test` loads this file too, and needs no Playwright.
     from lab_page import launch_chromium
