@@ -317,6 +317,21 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 # ---- the loop -----------------------------------------------------------------------------------
 
+#: Settings a resumed run may change: they do not alter the epochs already trained.
+RESUMABLE_CHANGES = {"epochs", "progress", "device"}
+
+
+def _check_same_run(saved: dict[str, Any], config: TrainConfig, path: str | Path) -> None:
+    """Resuming with other settings would silently mix two runs: refuse, naming them."""
+    current = asdict(config)
+    changed = sorted(k for k in current if k not in RESUMABLE_CHANGES
+                     and saved.get(k) != current[k])
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+        raise ValueError(f"checkpoint {path} was written with other settings ({details}); "
+                         "resume with the same settings, or train again without resume=True")
+
+
 @dataclass
 class History:
     """Per-epoch records: epoch, train_loss, test_loss, test_accuracy, seconds."""
@@ -357,6 +372,7 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable, confi
         if checkpoint_path is None:
             raise ValueError("resume=True needs checkpoint_path")
         state = load_checkpoint(checkpoint_path)
+        _check_same_run(state["config"], config, checkpoint_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, history.epochs = state["epoch"], list(state["history"])

@@ -204,3 +204,11 @@ def test_misclassified_spreads_over_classes():
     pred = np.array([1, 1, 1, 0, 1, 0])  # wrong: 0, 1, 2 (class 0), 3 (class 1), 5 (class 2)
     assert train.misclassified(true, pred, limit=4).tolist() == [0, 3, 5, 1]
     assert train.misclassified(true, true).tolist() == []
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    checkpoint = tmp_path / "ckpt.pt"
+    run(tiny_config(), checkpoint_path=checkpoint, stop_after=1)
+    with pytest.raises(ValueError, match=r"other settings \(lr: 0.01 -> 0.001\)"):
+        run(tiny_config(lr=1e-3), checkpoint_path=checkpoint, resume=True)
+    assert len(run(tiny_config(epochs=2), checkpoint_path=checkpoint, resume=True).epochs) == 2
