@@ -40,6 +40,25 @@ if TYPE_CHECKING:
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 
 
+def resolve_batch_sizes(value: Sequence[int] | str | None, default: Sequence[int],
+                        name: str = "batch_sizes") -> list[int]:
+    """A list of batch sizes from a notebook parameter: a list, "8,32", "[8, 32]" or None.
+
+    Strings are accepted because ``papermill -p batch_sizes "[8, 32]"`` passes one.
+    """
+    if value is None:
+        return list(default)
+    items = value.strip("[]() ").replace(",", " ").split() if isinstance(value, str) else value
+    try:
+        sizes = [int(item) for item in items]
+    except (TypeError, ValueError):
+        sizes = []
+    if not sizes or min(sizes) < 1 or any(isinstance(i, float) and i != int(i) for i in items):
+        raise ValueError(f"{name} must be a list of positive integers like [8, 32] (papermill: "
+                         f"-y '{name}: [8, 32]' or -p {name} 8,32), got {value!r}")
+    return sizes
+
+
 def synchronize(device: torch.device | str) -> None:
     """Wait for queued work on ``device`` to finish (CUDA/MPS are asynchronous)."""
     device = torch.device(device)

@@ -105,3 +105,15 @@ def test_folded_batchnorm_gives_the_same_outputs():
         assert torch.allclose(folded(x), model(x), atol=1e-4, rtol=1e-4)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # original untouched
+
+
+@pytest.mark.parametrize("value, expected", [(None, [1, 2]), ([8, 32], [8, 32]),
+                                             ("[8, 32]", [8, 32]), ("4,16", [4, 16])])
+def test_batch_sizes_parameter(value, expected):
+    assert bench.resolve_batch_sizes(value, [1, 2]) == expected
+
+
+@pytest.mark.parametrize("value", ["", "eight", [0], [2.5], "[]"])
+def test_bad_batch_sizes_parameter_is_named(value):
+    with pytest.raises(ValueError, match="batch_sizes must be a list of positive integers"):
+        bench.resolve_batch_sizes(value, [1])
