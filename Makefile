@@ -36,8 +36,9 @@ data: install  ## build the built-in dataset into data/sample if missing
 run: data  ## execute every notebook with papermill into runs/ (PARAMS=file.yaml, RUN_ARGS=...)
 	$(PY) -m course_utils.run_notebooks $(if $(PARAMS),--params $(PARAMS)) $(RUN_ARGS)
 
+# Figures drawn under test go to runs/, so a test run never rewrites the committed figures/.
 test: data  ## unit tests + nbval over every notebook
-	$(PY) -m pytest tests notebooks $(NBVAL_FLAGS) $(PYTEST_ARGS)
+	COURSE_FIGURES_DIR=$(CURDIR)/runs/test-figures $(PY) -m pytest tests notebooks $(NBVAL_FLAGS) $(PYTEST_ARGS)
 
 # Real-browser test of the student path (tests/browser): JupyterLab + headless Chromium run one
 # notebook with Run All Cells. Installs Debian's chromium if missing (needs root/apt).
@@ -50,13 +51,13 @@ test-browser: data  ## JupyterLab + headless Chromium run a notebook (BROWSER_NB
 	  $(PY) -m pytest tests/browser -p no:cacheprovider -v $(PYTEST_ARGS)
 
 lab: data  ## open the notebooks in JupyterLab
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 lint: install  ## ruff over the package, tests and notebooks
 	$(VENV)/bin/ruff check course_utils tests notebooks
 
 # Speed benchmarks (CPU, several minutes): each prints RATIO lines measured side by side in one run.
-BENCHES ?= bench_pipeline bench_training bench_flops bench_memory
+BENCHES ?= bench_pipeline bench_training bench_flops bench_memory bench_conv
 .PHONY: bench
 bench: data  ## speed benchmarks in benchmarks/ (BENCHES="bench_flops ..." for a subset)
 	for b in $(BENCHES); do $(PY) benchmarks/$$b.py || exit 1; done

@@ -7,6 +7,7 @@ pixels), built once per test session. Read it, never modify it: copy it with
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -42,3 +43,12 @@ def tiny_dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def writable_dataset(tiny_dataset_dir: Path, tmp_path: Path) -> Path:
     """A private copy of the tiny dataset that a test may break (add bad files, remove folders)."""
     return Path(shutil.copytree(tiny_dataset_dir, tmp_path / "dataset"))
+
+
+# Property tests: no per-example deadline (this 2-core machine is shared and noisy) and, under
+# CI, a fixed example sequence so a red run can be replayed exactly.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("course", deadline=None, print_blob=True)
+settings.register_profile("ci", parent=settings.get_profile("course"), derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "course")
