@@ -38,7 +38,7 @@ run: data  ## execute every notebook with papermill into runs/ (PARAMS=file.yaml
 
 # Figures drawn under test go to runs/, so a test run never rewrites the committed figures/.
 test: data  ## unit tests + nbval over every notebook
-	COURSE_FIGURES_DIR=$(CURDIR)/runs/test-figures $(PY) -m pytest tests notebooks $(NBVAL_FLAGS) $(PYTEST_ARGS)
+	COURSE_FIGURES_DIR=$(CURDIR)/runs/test/figures $(PY) -m pytest tests notebooks $(NBVAL_FLAGS) $(PYTEST_ARGS)
 
 # Real-browser test of the student path (tests/browser): JupyterLab + headless Chromium run one
 # notebook with Run All Cells. Installs Debian's chromium if missing (needs root/apt).
