@@ -3,7 +3,8 @@
 Decoding an 800x947 PNG and resizing it costs about 9 ms per image per core; at 64x64 that is
 as much as the model's own forward pass. So the first run decodes every image it needs (in
 parallel threads: Pillow releases the GIL while decoding) and stores the results in
-``data/cache/``; later runs read one ``.npz`` file instead.
+``data/cache/``; later runs memory-map one raw ``.npy`` of pixels instead (no copy: the OS page
+cache keeps it between runs), after checking each file against a small ``.npz`` index.
 
 One cache file per (dataset folder, image size, channels). Inside it, each image is stored
 with its file's path (relative to the dataset), size, modification time and inode: an image
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,8 @@ from .paths import PROJECT_ROOT
 #: Where cache files live (git-ignored).
 CACHE_DIR: Path = PROJECT_ROOT / "data" / "cache"
 #: Bump when the stored layout or the decoding changes: old files are then ignored.
-CACHE_VERSION = 1
+#: v2: names and signatures in a small .npz, pixels in a raw .npy beside it (memory-mapped).
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -45,22 +48,57 @@ class CacheStats:
 
 def cache_file(root: str | os.PathLike, image_size: int, in_channels: int,
                cache_dir: str | os.PathLike | None = None) -> Path:
-    """The cache file for one dataset folder at one image size and channel count."""
+    """The cache's index file (names, signatures) for one dataset folder, size and channels.
+
+    The pixels live in a ``.npy`` beside it, named inside this file.
+    """
     root = Path(root).resolve()
     digest = hashlib.sha1(str(root).encode("utf-8")).hexdigest()[:12]
     name = f"{root.name}-{digest}-{image_size}px-{in_channels}ch-v{CACHE_VERSION}.npz"
     return Path(cache_dir or CACHE_DIR) / name
 
 
-def file_signature(path: Path) -> tuple[int, int, int]:
+def file_signature(path: str | os.PathLike) -> tuple[int, int, int]:
     """(size, mtime in ns, inode): changes when the file is edited or replaced."""
-    stat = path.stat()
+    stat = os.stat(path)
     return stat.st_size, stat.st_mtime_ns, stat.st_ino
+
+
+def _signatures(paths: list[str]) -> np.ndarray:
+    """(N, 3) int64 signatures of ``paths`` (plain strings: no Path object per file)."""
+    signatures = np.empty((len(paths), 3), np.int64)
+    for i, path in enumerate(paths):
+        stat = os.stat(path)
+        signatures[i] = stat.st_size, stat.st_mtime_ns, stat.st_ino
+    return signatures
+
+
+def _relative_names(root: Path, paths: list[str]) -> list[str]:
+    """Each path relative to ``root`` with "/" separators (the cache's key for that image).
+
+    ``root`` is resolved once; a path spelled under it is cut by string, others are resolved.
+    """
+    prefix = str(root) + os.sep
+    names = []
+    for path in paths:
+        if path.startswith(prefix) and f"{os.sep}..{os.sep}" not in path:
+            names.append(path[len(prefix):].replace(os.sep, "/"))
+            continue
+        try:
+            names.append(Path(path).resolve().relative_to(root).as_posix())
+        except ValueError:
+            raise ValueError(f"{path} is not inside the dataset folder {root}; pass files "
+                             "from find_images(root) of that folder") from None
+    return names
 
 
 @dataclass
 class _Stored:
-    """A cache file's content: names (M,), signatures (M, 3) int64, pixels (M, C, S, S) uint8."""
+    """A cache's content: names (M,), signatures (M, 3) int64, pixels (M, C, S, S) uint8.
+
+    ``pixels`` is usually a copy-on-write memory map of the .npy file: reading it copies
+    nothing until a row is used (the OS page cache holds the file between runs).
+    """
 
     names: list[str]
     signatures: np.ndarray
@@ -71,33 +109,66 @@ class _Stored:
         return {name: row for row, name in enumerate(self.names)}
 
 
+def _empty(shape: tuple[int, int, int]) -> _Stored:
+    return _Stored([], np.zeros((0, 3), np.int64), np.zeros((0, *shape), np.uint8))
+
+
 def _read_cache(path: Path, shape: tuple[int, int, int]) -> _Stored:
-    """The stored cache, or an empty one if the file is missing, truncated or of another layout."""
+    """The stored cache, or an empty one if a file is missing, truncated or of another layout."""
     try:
         with np.load(path, allow_pickle=False) as stored:
-            names, signatures, pixels = stored["names"], stored["signatures"], stored["pixels"]
-        if pixels.shape[1:] != shape or not (len(names) == len(signatures) == len(pixels)):
+            names, signatures = stored["names"], stored["signatures"]
+            pixels_name = str(stored["pixels_file"])
+        # mode "c" (copy-on-write): a writable view, so torch.from_numpy does not warn, and
+        # nothing is copied from the page cache until a row is read.
+        pixels = np.load(path.parent / pixels_name, mmap_mode="c", allow_pickle=False)
+        if (pixels.dtype != np.uint8 or pixels.shape[1:] != shape
+                or not len(names) == len(signatures) == len(pixels)):
             raise ValueError("unexpected layout")
-        return _Stored([str(n) for n in names], signatures.astype(np.int64), pixels)
+        return _Stored(names.tolist(), signatures.astype(np.int64), pixels)
     except (OSError, KeyError, ValueError, EOFError):  # rebuild it
-        return _Stored([], np.zeros((0, 3), np.int64), np.zeros((0, *shape), np.uint8))
+        return _empty(shape)
 
 
 def _write_cache(path: Path, stored: _Stored) -> None:
-    """Store the cache in one .npz, atomically (a crash never leaves half a cache)."""
+    """Pixels to a new .npy, then the index naming it: each atomic, so a crash leaves either
+    the old cache or the new one, never an index pointing at half a pixel file."""
+    pixels_name = f"{path.stem}.{secrets.token_hex(6)}.pixels.npy"
+    atomic_write(path.parent / pixels_name, lambda handle: np.save(handle, stored.pixels))
     atomic_write(path, lambda handle: np.savez(
         handle, names=np.array(stored.names, dtype=str), signatures=stored.signatures,
-        pixels=stored.pixels))
+        pixels_file=np.array(pixels_name)))
+    for old in path.parent.glob(f"{path.stem}.*.pixels.npy"):
+        if old.name != pixels_name:  # an open memory map of it stays valid (POSIX unlink)
+            old.unlink(missing_ok=True)
 
 
-def _decode_all(paths: list[Path], image_size: int, in_channels: int,
+def _decode_all(paths: list[str], image_size: int, in_channels: int,
                 workers: int | None) -> list[np.ndarray]:
     """load_image over ``paths`` with a thread pool; results in the same order."""
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(paths) < 2:
-        return [load_image(p, image_size, in_channels) for p in paths]
+        return [load_image(Path(p), image_size, in_channels) for p in paths]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda p: load_image(p, image_size, in_channels), paths))
+        return list(pool.map(lambda p: load_image(Path(p), image_size, in_channels), paths))
+
+
+def _stale(stored: _Stored, rows: np.ndarray, signatures: np.ndarray) -> np.ndarray:
+    """Positions whose image is not cached (row -1) or whose file signature changed.
+
+    rows: (N,) row in ``stored`` or -1; signatures: (N, 3). One vectorised comparison.
+    """
+    known = rows >= 0
+    changed = np.ones(len(rows), bool)
+    changed[known] = (stored.signatures[rows[known]] != signatures[known]).any(axis=1)
+    return np.flatnonzero(changed)
+
+
+def _take(pixels: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """pixels[rows]; a view without copying when ``rows`` is one consecutive run (a split)."""
+    if len(rows) and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
+        return pixels[rows[0]:rows[0] + len(rows)]
+    return pixels[rows]
 
 
 def load_images(root: str | os.PathLike, paths: list[Path], image_size: int, in_channels: int,
@@ -106,41 +177,49 @@ def load_images(root: str | os.PathLike, paths: list[Path], image_size: int, in_
     """Pixels of ``paths`` (files under ``root``): uint8 (len(paths), in_channels, S, S).
 
     Reuses cached images whose file signature is unchanged, decodes the others (and stores
-    them). Files under ``root`` no longer on disk are dropped from the cache.
+    them). Files under ``root`` no longer on disk are dropped from the cache. The result may
+    be a read-through memory map of the cache file (no copy when the paths form one block).
     """
     root = Path(root).resolve()
     shape = (in_channels, image_size, image_size)
     path = cache_file(root, image_size, in_channels, cache_dir)
+    texts = [os.fspath(p) for p in paths]
+    names = _relative_names(root, texts)
+    signatures = _signatures(texts)
     stored = _read_cache(path, shape)
-    rows = stored.rows()
-    names = [Path(p).resolve().relative_to(root).as_posix() for p in paths]
-    signatures = np.array([file_signature(Path(p)) for p in paths], dtype=np.int64)
-    stale = [i for i, name in enumerate(names)
-             if name not in rows or not np.array_equal(stored.signatures[rows[name]],
-                                                       signatures[i])]
+    row_of = stored.rows()
+    rows = np.array([row_of.get(name, -1) for name in names], dtype=np.int64)
+    stale = _stale(stored, rows, signatures)
     requested = set(names)  # just statted: only the others need a look
-    gone = [n for n in stored.names if n not in requested and not (root / n).is_file()]
-    if stale or gone:
+    prefix = str(root) + os.sep
+    gone = [n for n in stored.names if n not in requested and not os.path.isfile(prefix + n)]
+    if len(stale) or gone:
         stored = _updated(stored, [names[i] for i in stale], signatures[stale],
-                          _decode_all([Path(paths[i]) for i in stale], image_size, in_channels,
+                          _decode_all([texts[i] for i in stale], image_size, in_channels,
                                       workers), set(gone))
         _write_cache(path, stored)
-        rows = stored.rows()
+        row_of = stored.rows()
+        rows = np.array([row_of[name] for name in names], dtype=np.int64)
     if stats is not None:
         stats.reused, stats.decoded = len(paths) - len(stale), len(stale)
-    # One gather from the stored block: no per-image copies on the fast (warm) path.
-    return stored.pixels[np.array([rows[name] for name in names], dtype=np.int64)]
+    return _take(stored.pixels, rows)
 
 
 def _updated(stored: _Stored, names: list[str], signatures: np.ndarray,
              pixels: list[np.ndarray], gone: set[str]) -> _Stored:
-    """``stored`` with ``names`` (re)placed by fresh pixels and the ``gone`` names removed."""
+    """``stored`` with ``names`` (re)placed by fresh pixels and the ``gone`` names removed.
+
+    Rows are kept sorted by name, so a split (one folder) stays one consecutive block and
+    later reads of it need no gather.
+    """
     replaced = set(names) | gone
     keep = [row for row, name in enumerate(stored.names) if name not in replaced]
     fresh = np.stack(pixels) if pixels else np.zeros((0, *stored.pixels.shape[1:]), np.uint8)
-    return _Stored([stored.names[row] for row in keep] + list(names),
-                   np.concatenate([stored.signatures[keep], signatures.reshape(-1, 3)]),
-                   np.concatenate([stored.pixels[keep], fresh]))
+    all_names = [stored.names[row] for row in keep] + list(names)
+    order = np.argsort(np.array(all_names, dtype=str), kind="stable")
+    all_pixels = np.concatenate([stored.pixels[keep], fresh])
+    all_signatures = np.concatenate([stored.signatures[keep], signatures.reshape(-1, 3)])
+    return _Stored([all_names[i] for i in order], all_signatures[order], all_pixels[order])
 
 
 def load_cached_split(index: DatasetIndex, split: str, image_size: int, in_channels: int,
