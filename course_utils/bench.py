@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,10 +95,13 @@ def _timed(run: Callable[[], Any], device: torch.device) -> float:
 
 def model_only_fps(model: nn.Module, images: torch.Tensor, batch_size: int,
                    device: torch.device | str, *, amp: str | None = None,
-                   channels_last: bool = False, warmup_batches: int = 2) -> dict[str, Any]:
+                   channels_last: bool = False, warmup_batches: int = 2,
+                   warmup_last: bool = False) -> dict[str, Any]:
     """Images per second of the model alone over ``images`` (uint8 (N, C, H, W)).
 
     The images are converted to float on the device before the clock starts.
+    warmup_last: also run the last (smaller) batch before timing; a torch.compile'd model
+    compiles again for each new shape, which must not land inside the timed pass.
     Returns {"images", "batch_size", "seconds", "fps"}.
     """
     device = torch.device(device)
@@ -112,10 +115,38 @@ def model_only_fps(model: nn.Module, images: torch.Tensor, batch_size: int,
             for batch in selected:
                 model(batch)
 
-    run(batches[:warmup_batches])  # first calls pick kernels and allocate buffers
+    warmup = batches[:warmup_batches]
+    if warmup_last and len(batches[-1]) != len(batches[0]):
+        warmup.append(batches[-1])
+    run(warmup)  # first calls pick kernels and allocate buffers
     seconds = _timed(lambda: run(batches), device)
     return {"images": len(x), "batch_size": batch_size, "seconds": seconds,
             "fps": len(x) / seconds}
+
+
+def device_batches(images: torch.Tensor, batch_size: int,
+                   device: torch.device | str) -> Iterator[torch.Tensor]:
+    """Consecutive uint8 batches (B, C, H, W) of ``images`` (N, C, H, W), on ``device``.
+
+    On CUDA each batch is copied into pinned (page-locked) host memory and sent with a
+    non_blocking copy, and batch i+1's copy is issued before batch i is handed out: the host
+    prepares the next batch while the GPU still runs the current one. (PyTorch's pinned-memory
+    cache does not reuse a block before its copy has finished.) On CPU: plain views.
+    """
+    device = torch.device(device)
+    batches = _batches(images, batch_size)
+
+    def send(batch: torch.Tensor) -> torch.Tensor:
+        if device.type == "cuda":
+            return batch.pin_memory().to(device, non_blocking=True)
+        return batch.to(device)
+
+    upcoming = send(batches[0]) if batches else None
+    for number in range(len(batches)):
+        current = upcoming
+        if number + 1 < len(batches):
+            upcoming = send(batches[number + 1])  # in flight while ``current`` is used
+        yield current
 
 
 def end_to_end_fps(model: nn.Module, data_dir: str | Path | None, image_size: int,
@@ -127,9 +158,10 @@ def end_to_end_fps(model: nn.Module, data_dir: str | Path | None, image_size: in
     Like one epoch of a DataLoader: the file index (``find_images``, which opens every
     header to validate the dataset) is built once, as a Dataset does when it is created, and
     timed separately ("index_seconds"). Timed per pass: checking every file's size, time and
-    inode against the decoded cache, reading the cache, moving each uint8 batch to the device,
-    converting it to float, the model. An untimed first pass warms up the model and builds the
-    cache if needed. Returns {"images", "batch_size", "seconds", "fps", "index_seconds"}.
+    inode against the decoded cache, reading the cache (a memory map of its pixel file),
+    moving each uint8 batch to the device (``device_batches``), converting it to float, the
+    model. An untimed first pass warms up the model and builds the cache if needed.
+    Returns {"images", "batch_size", "seconds", "fps", "index_seconds"}.
     """
     from .cache import load_cached_split
     from .data import find_images
@@ -145,7 +177,7 @@ def end_to_end_fps(model: nn.Module, data_dir: str | Path | None, image_size: in
         images, _ = load_cached_split(index, split, image_size, in_channels,
                                       cache_dir=cache_dir)
         with _autocast(device, amp):
-            for batch in _batches(images, batch_size):
+            for batch in device_batches(images, batch_size, device):
                 model(to_model_input(batch, device, channels_last))
         return len(images)
 
@@ -234,6 +266,29 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             setattr(folded, name, fuse_conv_bn_eval(module, getattr(folded, bn_name)))
             setattr(folded, bn_name, nn.Identity())
     return folded
+
+
+#: Inference variants measured by benchmarks/gpu_check.py (see ``inference_variant``).
+VARIANTS = ("plain", "folded", "folded+compile")
+
+
+def inference_variant(model: nn.Module, variant: str, device: torch.device | str,
+                      channels_last: bool = False) -> nn.Module:
+    """``model`` prepared for inference on ``device`` as ``variant`` (one of VARIANTS).
+
+    "folded": batch norm folded into the convolutions (``fold_batchnorm``);
+    "folded+compile": that, through ``torch.compile(dynamic=False)``: one static graph per
+    batch shape (a split's last, smaller batch gets its own), fused kernels. Compiling takes
+    minutes on a small CPU, so use it on a GPU; the first calls of each shape are slow.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if variant != "plain":
+        model = fold_batchnorm(model)
+    model = prepare_model(model, device, channels_last)
+    if variant == "folded+compile":
+        model = torch.compile(model, dynamic=False)
+    return model
 
 
 # ---- committed GPU results and figures for notebook 04 -----------------------------------------

@@ -117,3 +117,33 @@ def test_batch_sizes_parameter(value, expected):
 def test_bad_batch_sizes_parameter_is_named(value):
     with pytest.raises(ValueError, match="batch_sizes must be a list of positive integers"):
         bench.resolve_batch_sizes(value, [1])
+
+
+def test_device_batches_hand_out_every_image_in_order():
+    x = images(10)
+    batches = list(bench.device_batches(x, 4, "cpu"))
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert torch.equal(torch.cat(batches), x)
+    assert sum(len(b) for b in bench.device_batches(x[:0], 4, "cpu")) == 0
+
+
+def test_warmup_last_runs_the_smaller_last_batch_before_timing():
+    model = Tiny()
+    bench.model_only_fps(model, images(10), batch_size=4, device="cpu", warmup_batches=1,
+                         warmup_last=True)
+    assert model.calls == 2 + 3 and model.seen == 4 + 2 + 10
+
+
+def test_inference_variants_agree_and_unknown_names_are_refused():
+    from course_utils.model import ReportCNN
+
+    torch.manual_seed(0)
+    model = ReportCNN(1, 3).eval()
+    x = torch.rand(2, 1, 32, 32).contiguous(memory_format=torch.channels_last)
+    plain = bench.inference_variant(model, "plain", "cpu", channels_last=True)
+    folded = bench.inference_variant(model, "folded", "cpu", channels_last=True)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), plain(x), atol=1e-4, rtol=1e-4)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    with pytest.raises(ValueError, match="variant must be one of"):
+        bench.inference_variant(model, "fastest", "cpu")

@@ -94,3 +94,40 @@ def test_subset_matches_the_plain_dataset(dataset, tmp_path):
     assert labels.tolist() == plain.targets
     x, _ = plain[0]
     assert np.allclose(images[0].float() / 255, x)
+
+
+def test_pixels_are_memory_mapped_and_a_whole_split_is_not_copied(dataset, tmp_path):
+    load(dataset, tmp_path)  # builds the cache
+    images, _, stats = load(dataset, tmp_path)
+    assert stats.reused == 9
+    base = images.numpy()
+    while not isinstance(base, np.memmap) and base.base is not None:
+        base = base.base
+    assert isinstance(base, np.memmap)  # a view of the pixel file, not a copy in memory
+
+
+def test_a_rewrite_leaves_one_pixel_file(dataset, tmp_path):
+    load(dataset, tmp_path)
+    load(dataset, tmp_path, split="test")  # adds the test split: the cache is rewritten
+    index_file = cache.cache_file(dataset, 32, 1, tmp_path / "cache")
+    pixel_files = list(index_file.parent.glob(f"{index_file.stem}.*.pixels.npy"))
+    assert len(pixel_files) == 1
+    assert str(np.load(index_file)["pixels_file"]) == pixel_files[0].name
+    train, _, stats = load(dataset, tmp_path)
+    assert (stats.decoded, stats.reused) == (0, 9) and train.shape == (9, 1, 32, 32)
+
+
+def test_missing_pixel_file_is_rebuilt(dataset, tmp_path):
+    load(dataset, tmp_path)
+    index_file = cache.cache_file(dataset, 32, 1, tmp_path / "cache")
+    for pixel_file in index_file.parent.glob("*.pixels.npy"):
+        pixel_file.unlink()
+    images, _, stats = load(dataset, tmp_path)
+    assert stats.decoded == 9 and images.shape[0] == 9
+
+
+def test_file_outside_the_dataset_is_named(dataset, tmp_path):
+    outside = tmp_path / "elsewhere.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8), mode="L").save(outside)
+    with pytest.raises(ValueError, match="elsewhere.png is not inside the dataset folder"):
+        cache.load_images(dataset, [outside], 32, 1, cache_dir=tmp_path / "cache")
