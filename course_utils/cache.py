@@ -140,7 +140,10 @@ def _write_cache(path: Path, stored: _Stored) -> None:
         pixels_file=np.array(pixels_name)))
     for old in path.parent.glob(f"{path.stem}.*.pixels.npy"):
         if old.name != pixels_name:  # an open memory map of it stays valid (POSIX unlink)
-            old.unlink(missing_ok=True)
+            try:
+                old.unlink(missing_ok=True)
+            except OSError:  # still mapped on a system that refuses (Windows): next write
+                pass
 
 
 def _decode_all(paths: list[str], image_size: int, in_channels: int,
