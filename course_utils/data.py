@@ -645,7 +645,9 @@ def load_image(path: str | os.PathLike, image_size: int = 256, in_channels: int 
     """
     _check_load_params(image_size, in_channels)
     gray = np.asarray(resize_gray(_decode_gray(path), image_size), dtype=np.uint8)
-    return replicate_channels(gray, in_channels)
+    # Pillow's array can be a read-only view of the image's buffer; copy it so callers
+    # (torch.from_numpy in ImageFolderDataset) get a writable array and no UserWarning.
+    return np.array(replicate_channels(gray, in_channels), copy=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -63,11 +63,21 @@ def test_defaults_are_the_reports_setup():
 
 def test_presets_and_none_overrides():
     quick = resolve_config("quick", epochs=None, lr=None)
-    assert quick.image_size == 64 and quick.lr == 1e-2
+    assert quick.image_size == 64 and resolve_config("report", lr=None).lr == 1e-2
     report = resolve_config("report")
     assert (report.image_size, report.epochs, report.subset) == (256, 10, None)
     assert resolve_config("quick", epochs=1, lr=1e-3).epochs == 1
     assert resolve_config("quick", lr=1e-3).lr == 1e-3
+
+
+def test_quick_preset_is_the_measured_deviation_and_report_preset_is_the_report():
+    # quick: lr 1e-4, batch 8, 2 epochs on all images (notebook 03 "Going further" shows why);
+    # report: exactly the report's set-up.
+    quick = resolve_config("quick")
+    assert (quick.lr, quick.batch_size, quick.epochs, quick.subset) == (1e-4, 8, 2, None)
+    report = resolve_config("report")
+    assert (report.lr, report.weight_decay, report.batch_size, report.epochs,
+            report.image_size, report.subset) == (1e-2, 1e-4, 32, 10, 256, None)
 
 
 @pytest.mark.parametrize("bad, word", [({"preset": "fast"}, "preset"),
@@ -212,3 +222,45 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"other settings \(lr: 0.01 -> 0.001\)"):
         run(tiny_config(lr=1e-3), checkpoint_path=checkpoint, resume=True)
     assert len(run(tiny_config(epochs=2), checkpoint_path=checkpoint, resume=True).epochs) == 2
+
+
+# ---- learning-rate comparison ------------------------------------------------------------------
+
+def test_compare_learning_rates_changes_only_the_lr():
+    config = tiny_config()
+    train_batches, test_batches = tiny_data()
+    runs = train.compare_learning_rates(tiny_model, train_batches, test_batches, config,
+                                        lrs=[1e-1, 1e-3, 1e-3], steps=3)
+    assert [len(r.step_losses) for r in runs] == [3, 3, 3]
+    # Same weights and first batch: the first step's loss (before any update) is shared.
+    assert runs[0].step_losses[0] == runs[1].step_losses[0]
+    # Same lr twice: identical runs (seeded); different lr: different later losses.
+    assert runs[1].step_losses == runs[2].step_losses
+    assert runs[0].step_losses[1:] != runs[1].step_losses[1:]
+    frame = train.step_runs_frame(runs[:2])
+    assert list(frame.index) == ["0.1", "0.001"]
+
+
+def test_compare_learning_rates_rejects_zero_steps():
+    train_batches, test_batches = tiny_data()
+    with pytest.raises(ValueError, match="steps"):
+        train.compare_learning_rates(tiny_model, train_batches, test_batches, tiny_config(),
+                                     lrs=[1e-3], steps=0)
+
+
+# ---- load_image gives writable arrays (no torch UserWarning in ImageFolderDataset) -------------
+
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_load_image_is_writable_and_dataset_is_silent(tiny_dataset_dir, in_channels):
+    import warnings
+
+    from course_utils.data import ImageFolderDataset, find_images, load_image
+
+    index = find_images(tiny_dataset_dir)
+    path = index.files["train"][0][0]
+    assert load_image(path, 32, in_channels).flags.writeable
+    dataset = ImageFolderDataset(index, "train", image_size=32, in_channels=in_channels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns on a non-writable numpy array
+        x, _ = dataset[0]
+    assert x.shape == (in_channels, 32, 32)
