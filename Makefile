@@ -53,8 +53,8 @@ test-browser: data  ## JupyterLab + headless Chromium run a notebook (BROWSER_NB
 lab: data  ## open the notebooks in JupyterLab
 	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
-lint: install  ## ruff over the package, tests and notebooks
-	$(VENV)/bin/ruff check course_utils tests notebooks
+lint: install  ## ruff over the package, tests, notebooks and benchmarks
+	$(VENV)/bin/ruff check course_utils tests notebooks benchmarks
 
 # Speed benchmarks (CPU, several minutes): each prints RATIO lines measured side by side in one run.
 BENCHES ?= bench_pipeline bench_training bench_flops bench_memory bench_conv
