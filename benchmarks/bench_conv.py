@@ -37,10 +37,11 @@ import torch.nn.functional as F  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 from course_utils import scratch  # noqa: E402
 from course_utils.atomic import atomic_write_json  # noqa: E402
+from course_utils.bench import median_seconds  # noqa: E402
 
 
 def seconds(run: Callable[[], object]) -> float:
-    """Wall time of one call of run()."""
+    """Wall time of one call of run(): the interleaved loop below needs single calls."""
     start = time.perf_counter()
     run()
     return time.perf_counter() - start
@@ -93,9 +94,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     # Loop reference on a slice: one image, the first loop_filters filters (same C, same H, W)
     slice_w, slice_b = w[:args.loop_filters], b[:args.loop_filters]
     scale = x.shape[0] * w.shape[0] / args.loop_filters
-    loop_runs = [seconds(lambda: scratch.conv_forward_loops(x[:1], slice_w, slice_b, 1, 1))
-                 for _ in range(max(1, args.repeats // 3))]
-    median["loops (scaled from slice)"] = statistics.median(loop_runs) * scale
+    loop_repeats = max(1, args.repeats // 3)
+    median["loops (scaled from slice)"] = scale * median_seconds(
+        lambda: scratch.conv_forward_loops(x[:1], slice_w, slice_b, 1, 1), loop_repeats)
 
     ours_time = median["ours (im2col, one GEMM)"]
     ratios = {
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for name, value in median.items():
         print(f"  {name:36s} {value * 1e3:10.2f} ms")
     print(f"  (loops: timed on x[:1] with {args.loop_filters} filters, median of "
-          f"{len(loop_runs)}, scaled x{scale:g} by the number of outputs)")
+          f"{loop_repeats}, scaled x{scale:g} by the number of outputs)")
     print(f"ours / torch conv2d = {ratios['ours / torch conv2d']:.2f}   (target <= 2)")
     print(f"per-image layout / torch conv2d = {ratios['per-image layout / torch conv2d']:.2f}")
     print(f"loops / ours = {ratios['loops / ours']:.0f}   (target >= 100)")

@@ -147,3 +147,29 @@ def test_inference_variants_agree_and_unknown_names_are_refused():
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     with pytest.raises(ValueError, match="variant must be one of"):
         bench.inference_variant(model, "fastest", "cpu")
+
+
+def test_median_seconds_calls_run_repeats_times_and_takes_the_median() -> None:
+    calls = []
+    seconds = bench.median_seconds(lambda: calls.append(1), 5)
+    assert len(calls) == 5
+    assert 0 <= seconds < 0.1
+    with pytest.raises(ValueError, match="repeats"):
+        bench.median_seconds(lambda: None, 0)
+
+
+def test_median_seconds_ignores_one_slow_call() -> None:
+    import time
+
+    delays = iter([0.0, 0.2, 0.0])  # the middle call is slow; the median is a fast one
+    assert bench.median_seconds(lambda: time.sleep(next(delays)), 3) < 0.1
+
+
+def test_conv_timings_has_one_row_per_size_and_consistent_ratios() -> None:
+    timings = bench.conv_timings([3, 4], channels=1, batch=1, repeats=1, seed=0)
+    assert list(timings.index) == [3, 4]
+    assert list(timings.columns) == ["loops", "im2col", "torch conv2d", "loops / im2col",
+                                     "im2col / torch"]
+    assert (timings[["loops", "im2col", "torch conv2d"]] > 0).all().all()
+    ratio = timings["loops"] / timings["im2col"]
+    assert ratio.tolist() == timings["loops / im2col"].tolist()

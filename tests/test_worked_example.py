@@ -95,3 +95,29 @@ def test_free_entries_change_no_printed_number(inputs: we.Inputs) -> None:
     boxed = we.random_free_entries(inputs, trials=50, seed=1, box=sweep)
     assert boxed["conv output as printed"] > 0
     assert boxed["all printed numbers match"] == boxed["conv output as printed"]
+
+
+def test_entry_kinds_counts_searched_fixed_and_free_entries() -> None:
+    searched = [(1, 1), (1, 2)]
+    kind = we.entry_kinds(searched)
+    assert kind.shape == (5, 5)
+    assert kind[1, 1] == kind[1, 2] == 2
+    assert (kind == 0).sum() == len(we.FREE_ENTRIES)
+    assert (kind == 1).sum() == 25 - len(we.FREE_ENTRIES) - len(searched)
+
+
+def test_plot_functions_return_figures_with_the_expected_axes(
+        inputs: we.Inputs, results: dict[str, np.ndarray]) -> None:
+    import matplotlib.pyplot as plt
+
+    winners = we.recover_winners()
+    image = we.plot_recovered_image(inputs, [(1, 1)], winners)
+    maps = we.plot_backward_maps(results, winners)
+    try:
+        assert len(image.axes) == 1
+        assert len(image.axes[0].patches) == len(winners)  # one box per winning window
+        assert len(maps.axes) == 4
+        assert len(maps.axes[0].patches) == len(winners)
+    finally:
+        plt.close(image)
+        plt.close(maps)
