@@ -239,6 +239,32 @@ def make_loss() -> nn.Module:
     return nn.CrossEntropyLoss()
 
 
+def prepare_for_training(model: nn.Module, device: torch.device,
+                         channels_last: bool = False) -> nn.Module:
+    """``model`` moved to ``device``, in channels_last layout if asked (same maths, faster)."""
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+               optimizer: torch.optim.Optimizer, loss_fn: nn.Module, device: torch.device, *,
+               channels_last: bool = False, amp: str | None = None) -> torch.Tensor:
+    """One optimiser step on one batch (uint8 images (B, C, H, W), labels (B,)).
+
+    Returns the batch's mean loss, detached and still on the device (no sync).
+    """
+    x = to_model_input(images, device, channels_last)
+    y = labels.to(device, non_blocking=True)
+    with _autocast(device, amp):
+        loss = loss_fn(model(x), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer,
                     device: torch.device, *, channels_last: bool = False,
                     amp: str | None = None, progress: bool = False,
@@ -250,15 +276,10 @@ def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.
     # Keep the running loss on the device: .item() every step would force a sync.
     running = torch.zeros((), device=device)
     for images, labels in _progress(batches, len(batches), desc, progress):
-        x = to_model_input(images, device, channels_last)
-        y = labels.to(device, non_blocking=True)
-        with _autocast(device, amp):
-            loss = loss_fn(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        running += loss.detach().float() * len(y)
-        count += len(y)
+        loss = train_step(model, images, labels, optimizer, loss_fn, device,
+                          channels_last=channels_last, amp=amp)
+        running += loss.float() * len(labels)
+        count += len(labels)
     return float(running) / max(count, 1)
 
 
@@ -367,9 +388,7 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable, confi
     device = select_device(config.device)
     if config.amp == "bf16" and device.type == "mps":
         raise ValueError("amp='bf16' is supported on cuda and cpu here, not mps; use amp=None")
-    model.to(device)
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
+    prepare_for_training(model, device, config.channels_last)
     optimizer = make_optimizer(model, config)
     history = History()
     start_epoch = 0
@@ -480,12 +499,8 @@ def train_steps(model: nn.Module, batches: Iterable, optimizer: torch.optim.Opti
     for images, labels in batches:
         if len(losses) >= steps:
             break
-        x = to_model_input(images, device, channels_last)
-        loss = loss_fn(model(x), labels.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+        losses.append(float(train_step(model, images, labels, optimizer, loss_fn, device,
+                                       channels_last=channels_last)))
     return losses
 
 
@@ -513,9 +528,7 @@ def compare_learning_rates(make_model: Any, train_batches: Iterable, test_batche
     for lr in lrs:
         run_config = with_overrides(config, lr=float(lr))
         torch.manual_seed(config.seed)  # same initial weights for every lr
-        model = make_model().to(device)
-        if config.channels_last:  # as in fit: the faster layout on CPUs, same maths
-            model.to(memory_format=torch.channels_last)
+        model = prepare_for_training(make_model(), device, config.channels_last)
         optimizer = make_optimizer(model, run_config)
         torch.manual_seed(config.seed)  # same batches (and dropout) for every lr
         losses = train_steps(model, train_batches, optimizer, device, int(steps),
