@@ -36,13 +36,18 @@ def conv_case(draw: st.DrawFn) -> dict:
             "stride": stride, "pad": pad, "seed": draw(st.integers(0, 2**31))}
 
 
-@FEW
-@given(conv_case())
-def test_conv_forward_and_backward_match_torch(case: dict) -> None:
+def conv_arrays(case: dict) -> tuple[np.random.Generator, np.ndarray, np.ndarray, np.ndarray]:
+    """The case's generator and its random x (N, C, H, W), w (F, C, KH, KW), b (F,)."""
     rng = np.random.default_rng(case["seed"])
     x = rng.normal(size=(case["n"], case["c"], case["h"], case["w"]))
     w = rng.normal(size=(case["f"], case["c"], case["kh"], case["kw"]))
-    b = rng.normal(size=case["f"])
+    return rng, x, w, rng.normal(size=case["f"])
+
+
+@FEW
+@given(conv_case())
+def test_conv_forward_and_backward_match_torch(case: dict) -> None:
+    rng, x, w, b = conv_arrays(case)
     out, cache = scratch.conv_forward(x, w, b, case["stride"], case["pad"])
     xt, wt, bt = _tensor(x), _tensor(w), _tensor(b)
     expected = F.conv2d(xt, wt, bt, stride=case["stride"], padding=case["pad"])
@@ -60,10 +65,7 @@ def test_conv_forward_and_backward_match_torch(case: dict) -> None:
 @settings(max_examples=10, deadline=None)
 @given(conv_case())
 def test_conv_loops_equal_im2col_version(case: dict) -> None:
-    rng = np.random.default_rng(case["seed"])
-    x = rng.normal(size=(case["n"], case["c"], case["h"], case["w"]))
-    w = rng.normal(size=(case["f"], case["c"], case["kh"], case["kw"]))
-    b = rng.normal(size=case["f"])
+    rng, x, w, b = conv_arrays(case)
     fast, _ = scratch.conv_forward(x, w, b, case["stride"], case["pad"])
     np.testing.assert_allclose(scratch.conv_forward_loops(x, w, b, case["stride"], case["pad"]),
                                fast, atol=TOL)
