@@ -11,6 +11,10 @@ with its file's path (relative to the dataset), size, modification time and inod
 whose file changed (or was replaced) is decoded again, a deleted one is dropped. A dataset
 elsewhere on disk gets its own file (the key includes its absolute path).
 
+A file that does not decode (truncated) is left out of the result, with its label, and named
+in one DatasetWarning; nothing is stored for it, so it is tried again on every load (and used
+once it is fixed or replaced). A split left empty or mostly unreadable is a DatasetError.
+
     splits, classes = load_cached_splits(None, image_size=64, in_channels=1)
     images, labels = splits["train"]     # uint8 (N, 1, 64, 64), int64 (N,)
 """
@@ -20,15 +24,22 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .atomic import atomic_write
-from .data import DatasetIndex, choose_subset, find_images, load_image
+from .data import (
+    DatasetIndex,
+    check_split_readable,
+    choose_subset,
+    decode_readable,
+    find_images,
+    load_image,
+    warn_unreadable,
+)
 from .paths import PROJECT_ROOT
 
 #: Where cache files live (git-ignored).
@@ -40,10 +51,12 @@ CACHE_VERSION = 2
 
 @dataclass
 class CacheStats:
-    """What the last ``load_images`` call did: images reused from the cache, images decoded."""
+    """What the last ``load_images`` call did: images reused from the cache, images decoded,
+    and (path, reason) of each file left out because it does not decode."""
 
     reused: int = 0
     decoded: int = 0
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def cache_file(root: str | os.PathLike, image_size: int, in_channels: int,
@@ -146,14 +159,14 @@ def _write_cache(path: Path, stored: _Stored) -> None:
                 pass
 
 
-def _decode_all(paths: list[str], image_size: int, in_channels: int,
-                workers: int | None) -> list[np.ndarray]:
-    """load_image over ``paths`` with a thread pool; results in the same order."""
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(paths) < 2:
-        return [load_image(Path(p), image_size, in_channels) for p in paths]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda p: load_image(Path(p), image_size, in_channels), paths))
+def _decode_all(paths: list[str], image_size: int, in_channels: int, workers: int | None
+                ) -> tuple[list[np.ndarray], list[int], list[tuple[Path, str]]]:
+    """load_image over ``paths`` with a thread pool, leaving out files that do not decode.
+
+    Returns (pixels of the readable files, their positions in ``paths``, (path, reason) of the
+    others), in the order of ``paths``.
+    """
+    return decode_readable(paths, lambda p: load_image(p, image_size, in_channels), workers)
 
 
 def _stale(stored: _Stored, rows: np.ndarray, signatures: np.ndarray) -> np.ndarray:
@@ -177,12 +190,24 @@ def _take(pixels: np.ndarray, rows: np.ndarray) -> np.ndarray:
 def load_images(root: str | os.PathLike, paths: list[Path], image_size: int, in_channels: int,
                 *, cache_dir: str | os.PathLike | None = None, workers: int | None = None,
                 stats: CacheStats | None = None) -> np.ndarray:
-    """Pixels of ``paths`` (files under ``root``): uint8 (len(paths), in_channels, S, S).
+    """Pixels of ``paths`` (files under ``root``): uint8 (N, in_channels, S, S).
 
     Reuses cached images whose file signature is unchanged, decodes the others (and stores
     them). Files under ``root`` no longer on disk are dropped from the cache. The result may
     be a read-through memory map of the cache file (no copy when the paths form one block).
+    Files that do not decode are left out (N = len(paths) minus those), named in one
+    DatasetWarning and in ``stats.skipped``.
     """
+    pixels, _, skipped = _load(root, paths, image_size, in_channels, cache_dir, workers, stats)
+    warn_unreadable(root, skipped)
+    return pixels
+
+
+def _load(root: str | os.PathLike, paths: list[Path], image_size: int, in_channels: int,
+          cache_dir: str | os.PathLike | None, workers: int | None, stats: CacheStats | None
+          ) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]]]:
+    """load_images without the warning: (pixels, positions in ``paths`` of the rows of pixels,
+    (path, reason) of each file left out)."""
     root = Path(root).resolve()
     shape = (in_channels, image_size, image_size)
     path = cache_file(root, image_size, in_channels, cache_dir)
@@ -195,17 +220,25 @@ def load_images(root: str | os.PathLike, paths: list[Path], image_size: int, in_
     stale = _stale(stored, rows, signatures)
     requested = set(names)  # just statted: only the others need a look
     prefix = str(root) + os.sep
-    gone = [n for n in stored.names if n not in requested and not os.path.isfile(prefix + n)]
+    gone = {n for n in stored.names if n not in requested and not os.path.isfile(prefix + n)}
+    skipped: list[tuple[Path, str]] = []
+    decoded = stale
     if len(stale) or gone:
-        stored = _updated(stored, [names[i] for i in stale], signatures[stale],
-                          _decode_all([texts[i] for i in stale], image_size, in_channels,
-                                      workers), set(gone))
-        _write_cache(path, stored)
-        row_of = stored.rows()
-        rows = np.array([row_of[name] for name in names], dtype=np.int64)
+        pixels, readable, skipped = _decode_all([texts[i] for i in stale], image_size,
+                                                in_channels, workers)
+        decoded = stale[readable]
+        # An unreadable file keeps no row (not even its old pixels): it is tried again next time.
+        gone |= {names[i] for i in np.delete(stale, readable) if names[i] in row_of}
+        if len(decoded) or gone:
+            stored = _updated(stored, [names[i] for i in decoded], signatures[decoded], pixels,
+                              gone)
+            _write_cache(path, stored)
+            row_of = stored.rows()
+        rows = np.array([row_of.get(name, -1) for name in names], dtype=np.int64)
     if stats is not None:
-        stats.reused, stats.decoded = len(paths) - len(stale), len(stale)
-    return _take(stored.pixels, rows)
+        stats.reused, stats.decoded, stats.skipped = len(paths) - len(stale), len(decoded), skipped
+    kept = np.flatnonzero(rows >= 0) if skipped else np.arange(len(rows))
+    return _take(stored.pixels, rows[kept]), kept, skipped
 
 
 def _updated(stored: _Stored, names: list[str], signatures: np.ndarray,
@@ -228,16 +261,33 @@ def _updated(stored: _Stored, names: list[str], signatures: np.ndarray,
 def load_cached_split(index: DatasetIndex, split: str, image_size: int, in_channels: int,
                       *, subset: int | None = None, seed: int = 0,
                       cache_dir: str | os.PathLike | None = None, workers: int | None = None,
-                      stats: CacheStats | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                      stats: CacheStats | None = None, warn: bool = True
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """One split as tensors: uint8 images (N, C, S, S) and int64 labels (N,).
 
     subset: at most this many images per class (the same choice as ImageFolderDataset).
+    Files that do not decode are left out with their labels and named in one DatasetWarning
+    (warn=False: only in ``stats.skipped``); DatasetError if the split is left empty or mostly
+    unusable.
     """
+    images, labels, skipped = _load_split(index, split, image_size, in_channels, subset, seed,
+                                          cache_dir, workers, stats)
+    if warn:
+        warn_unreadable(index.root, skipped)
+    return images, labels
+
+
+def _load_split(index: DatasetIndex, split: str, image_size: int, in_channels: int,
+                subset: int | None, seed: int, cache_dir: str | os.PathLike | None,
+                workers: int | None, stats: CacheStats | None
+                ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[Path, str]]]:
+    """load_cached_split without the warning; also returns the skipped (path, reason)."""
     items = choose_subset(index.files[split], subset, seed)
-    pixels = load_images(index.root, [p for p, _ in items], image_size, in_channels,
-                         cache_dir=cache_dir, workers=workers, stats=stats)
-    labels = torch.tensor([label for _, label in items], dtype=torch.int64)
-    return torch.from_numpy(pixels), labels
+    pixels, kept, skipped = _load(index.root, [p for p, _ in items], image_size, in_channels,
+                                  cache_dir, workers, stats)
+    check_split_readable(index.root, split, len(items), skipped)
+    labels = torch.tensor([items[i][1] for i in kept], dtype=torch.int64)
+    return torch.from_numpy(pixels), labels, skipped
 
 
 def load_cached_splits(data_dir: str | os.PathLike | None, image_size: int, in_channels: int,
@@ -246,10 +296,15 @@ def load_cached_splits(data_dir: str | os.PathLike | None, image_size: int, in_c
                        ) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], list[str]]:
     """Train and test splits of ``data_dir`` (None: built-in) through the cache.
 
-    Returns ({"train": (images, labels), "test": (images, labels)}, class names).
+    Returns ({"train": (images, labels), "test": (images, labels)}, class names). Files that
+    do not decode are left out, named in one DatasetWarning for both splits.
     """
     index = find_images(data_dir)
-    splits = {split: load_cached_split(index, split, image_size, in_channels, subset=subset,
-                                       seed=seed, cache_dir=cache_dir, workers=workers)
-              for split in ("train", "test")}
+    splits, skipped = {}, []
+    for split in ("train", "test"):
+        images, labels, bad = _load_split(index, split, image_size, in_channels, subset, seed,
+                                          cache_dir, workers, None)
+        splits[split] = images, labels
+        skipped += bad
+    warn_unreadable(index.root, skipped)
     return splits, list(index.classes)

@@ -15,7 +15,10 @@ Any dataset with the same layout loads the same way:
 
 Bad input is decided file by file (see ``find_images``): a broken layout raises
 ``DatasetError``; a single bad file is skipped with a ``DatasetWarning`` naming it; odd image
-modes (RGBA, palette, 16-bit) are converted to 8-bit grayscale.
+modes (RGBA, palette, 16-bit) are converted to 8-bit grayscale. A file whose header reads but
+whose pixels do not decode (truncated) is skipped the same way by whatever decodes it
+(``load_split_pixels``, ``ImageFolderDataset``, the cache): one warning names every such file;
+only a split left empty or mostly unreadable (``MAX_UNREADABLE_SHARE``) raises.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -72,6 +77,18 @@ class DatasetError(ValueError):
 
 class DatasetWarning(UserWarning):
     """Something in the dataset was skipped or converted; the message names the files."""
+
+
+class UnreadableImageError(DatasetError):
+    """An image file that exists but does not decode (corrupt, truncated, unsupported).
+
+    path: the file; reason: why, without the path (for grouped warnings).
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"cannot load {display_path(path)}: {reason}; remove or re-export it "
+                         "(find_images skips corrupt headers; loaders skip truncated files)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -593,7 +610,11 @@ def _to_gray(image: Image.Image) -> Image.Image:
 
 
 def _decode_gray(path: str | os.PathLike) -> Image.Image:
-    """Decode ``path`` fully into an 8-bit grayscale PIL image; DatasetError if it cannot."""
+    """Decode ``path`` fully into an 8-bit grayscale PIL image.
+
+    Raises UnreadableImageError (a DatasetError) for a corrupt, truncated or unsupported image,
+    DatasetError for a missing file.
+    """
     try:
         with Image.open(path) as image:
             image.load()  # decode now: a truncated file fails here, inside our try
@@ -601,13 +622,83 @@ def _decode_gray(path: str | os.PathLike) -> Image.Image:
     except FileNotFoundError:
         raise DatasetError(f"image {display_path(path)} does not exist; check the path") from None
     except DatasetError as error:
-        raise DatasetError(f"cannot load {display_path(path)}: {error}") from None
+        raise UnreadableImageError(path, str(error)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DatasetError(
-            f"cannot load {display_path(path)}: corrupt or truncated image ({_describe(error)}); "
-            "remove or re-export it (find_images skips corrupt headers, verify_images truncated "
-            "files)"
-        ) from None
+        raise UnreadableImageError(
+            path, f"corrupt or truncated image ({_describe(error)})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding many files: unreadable ones are skipped, a mostly unreadable split is an error
+# ---------------------------------------------------------------------------------------------
+
+#: A split with more than this share of its (chosen) files unreadable is an error, not a skip:
+#: it usually means a broken copy, and training on the rest would mislead.
+MAX_UNREADABLE_SHARE = 0.5
+
+_T = TypeVar("_T")
+
+
+def _attempt(decode: Callable[[Path], _T], path: str | os.PathLike
+             ) -> tuple[_T | None, UnreadableImageError | None]:
+    try:
+        return decode(Path(path)), None
+    except UnreadableImageError as error:
+        return None, error
+
+
+def decode_readable(paths: Sequence[str | os.PathLike], decode: Callable[[Path], _T],
+                    workers: int | None = 1
+                    ) -> tuple[list[_T], list[int], list[tuple[Path, str]]]:
+    """``decode(path)`` for each path, leaving out the files that do not decode.
+
+    Returns (results of the readable files, their positions in ``paths``, (path, reason) of
+    each unreadable file), all in the order of ``paths``. Only UnreadableImageError is caught
+    (a missing file still raises). workers: threads (None: one per core); Pillow releases the
+    GIL while decoding.
+    """
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(paths) < 2:
+        outcomes = [_attempt(decode, p) for p in paths]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            outcomes = list(pool.map(lambda p: _attempt(decode, p), paths))
+    results, kept, skipped = [], [], []
+    for position, (result, error) in enumerate(outcomes):
+        if error is None:
+            results.append(result)
+            kept.append(position)
+        else:
+            skipped.append((error.path, error.reason))
+    return results, kept, skipped
+
+
+def check_split_readable(root: str | os.PathLike, split: str, total: int,
+                         skipped: Sequence[tuple[Path, str]]) -> None:
+    """DatasetError naming ``root/split`` if its ``total`` files are all or mostly unreadable.
+
+    skipped: (path, reason) of the files of that split that did not decode.
+    """
+    if not skipped or len(skipped) <= MAX_UNREADABLE_SHARE * total and len(skipped) < total:
+        return
+    shown = "; ".join(f"{display_path(p)}: {reason}" for p, reason in skipped[:3])
+    more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
+    left = "no image is left" if len(skipped) >= total else "most of its images are unusable"
+    raise DatasetError(
+        f"{display_path(Path(root) / split)}: {len(skipped)} of {total} images cannot be "
+        f"decoded, so {left} ({shown}{more}). This usually means a broken copy: copy or export "
+        "the images again (or remove the broken files), then run again")
+
+
+def warn_unreadable(root: str | os.PathLike, skipped: Sequence[tuple[Path, str]],
+                    stacklevel: int = 2) -> None:
+    """One DatasetWarning naming the files that were skipped because they do not decode.
+
+    stacklevel: as for warnings.warn, counted from the caller of this function.
+    """
+    _warn_grouped(Path(root), list(skipped), "skipped (they do not decode)",
+                  "Remove or re-export them (they are left out of training, testing and "
+                  "statistics).", stacklevel=stacklevel + 2)
 
 
 def _check_load_params(image_size: int, in_channels: int) -> None:
@@ -641,7 +732,8 @@ def load_image(path: str | os.PathLike, image_size: int = 256, in_channels: int 
     """Decode, convert to 8-bit grayscale, resize, replicate channels.
 
     Returns uint8 (in_channels, image_size, image_size). Raises DatasetError (naming the file)
-    for a missing, corrupt or truncated image, or for bad image_size / in_channels.
+    for a missing file or bad image_size / in_channels, UnreadableImageError (a DatasetError)
+    for a corrupt or truncated image: loaders of many files catch that one and skip the file.
     """
     _check_load_params(image_size, in_channels)
     gray = np.asarray(resize_gray(_decode_gray(path), image_size), dtype=np.uint8)
@@ -679,11 +771,16 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     (then ``transform(x)`` if given, e.g. a normalisation) and label an int in
     [0, len(classes)). subset: keep at most this many images per class (seeded by seed).
     Images are decoded on every access; see ``course_utils.train`` for a cached version.
+    verify: decode every chosen file once now (threads), so that files that do not decode
+    (truncated) drop out of ``samples`` and ``targets`` together, with one DatasetWarning naming
+    them (listed in ``skipped``); DatasetError if that leaves the split empty or mostly
+    unusable. verify=False skips that pass: such a file then raises when accessed.
     """
 
     def __init__(self, index: DatasetIndex, split: str, image_size: int = 256,
                  in_channels: int = 1, subset: int | None = None, seed: int = 0,
-                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 verify: bool = True) -> None:
         if split not in index.files:
             raise DatasetError(f"split must be one of {sorted(index.files)}, got {split!r}")
         _check_load_params(image_size, in_channels)
@@ -695,6 +792,23 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         self.transform = transform
         self.samples = choose_subset(index.files[split], subset, seed)
         self.targets = [label for _, label in self.samples]
+        self.skipped: list[tuple[Path, str]] = []
+        if verify:
+            warn_unreadable(self.root, self.drop_unreadable())
+
+    def drop_unreadable(self, workers: int | None = None) -> list[tuple[Path, str]]:
+        """Decode every sample once; drop those that fail (samples and targets alike).
+
+        Returns (path, reason) of the dropped files (also added to ``skipped``); warns nothing.
+        DatasetError, naming the split folder, if the split is left empty or mostly unusable.
+        """
+        _, kept, skipped = decode_readable([p for p, _ in self.samples], _decode_gray, workers)
+        check_split_readable(self.root, self.split, len(self.samples), skipped)
+        if skipped:
+            self.samples = [self.samples[i] for i in kept]
+            self.targets = [label for _, label in self.samples]
+            self.skipped += skipped
+        return skipped
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -713,11 +827,14 @@ def load_splits(data_dir: str | os.PathLike | None = None, image_size: int = 256
                 seed: int = 0) -> tuple[ImageFolderDataset, ImageFolderDataset]:
     """(train, test) datasets of ``data_dir`` (None = built-in, built if missing).
 
-    subset: at most this many images per class in each split (quick runs).
+    subset: at most this many images per class in each split (quick runs). Files that do not
+    decode are left out, with one DatasetWarning for both splits (see ImageFolderDataset).
     """
     index = find_images(data_dir)
-    return (ImageFolderDataset(index, "train", image_size, in_channels, subset, seed),
-            ImageFolderDataset(index, "test", image_size, in_channels, subset, seed))
+    datasets = tuple(ImageFolderDataset(index, split, image_size, in_channels, subset, seed,
+                                        verify=False) for split in SPLITS)
+    warn_unreadable(index.root, [item for ds in datasets for item in ds.drop_unreadable()])
+    return datasets
 
 
 # ---------------------------------------------------------------------------------------------
@@ -751,20 +868,45 @@ def most_common_size(frame: pd.DataFrame) -> tuple[int, int]:
 
 def pick_examples(index: DatasetIndex, split: str, per_class: int,
                   seed: int = 0) -> list[list[Path]]:
-    """``per_class`` random image paths of each class (seeded): one list per class, in order."""
-    chosen = choose_subset(index.files[split], per_class, seed)
-    return [[path for path, label in chosen if label == i] for i in range(index.num_classes)]
+    """``per_class`` random image paths of each class (seeded): one list per class, in order.
+
+    The picks are decoded once: a file that does not decode is replaced by the class's next
+    random file (one DatasetWarning names the ones passed over). Without such files the picks
+    are those of ``choose_subset``.
+    """
+    _check_positive_int("per_class", per_class)
+    rng = np.random.default_rng(seed)  # the same draws as choose_subset
+    examples, skipped = [], []
+    for label in range(index.num_classes):
+        paths = [path for path, lab in index.files[split] if lab == label]
+        positions = []
+        for j in rng.permutation(len(paths)):
+            if len(positions) == per_class:
+                break
+            _, readable, bad = decode_readable([paths[j]], _decode_gray)
+            positions += [j] if readable else []
+            skipped += bad
+        examples.append([paths[j] for j in sorted(positions)])
+    warn_unreadable(index.root, skipped)
+    return examples
 
 
 def load_split_pixels(index: DatasetIndex, split: str, image_size: int,
                       subset: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Every image of a split, resized, as one grayscale array (for statistics and plots).
 
-    Returns images uint8 (N, image_size, image_size) and labels int64 (N,).
+    Returns images uint8 (N, image_size, image_size) and labels int64 (N,). Files that do not
+    decode are left out of both (one DatasetWarning names them); DatasetError if the split is
+    left empty or mostly unusable.
     """
+    _check_load_params(image_size, 1)
     items = choose_subset(index.files[split], subset, seed)
-    images = np.stack([load_image(path, image_size, 1)[0] for path, _ in items])
-    return images, np.array([label for _, label in items], dtype=np.int64)
+    pixels, kept, skipped = decode_readable(
+        [path for path, _ in items], lambda path: load_image(path, image_size, 1)[0])
+    check_split_readable(index.root, split, len(items), skipped)
+    warn_unreadable(index.root, skipped)
+    labels = np.array([items[i][1] for i in kept], dtype=np.int64)
+    return np.stack(pixels), labels
 
 
 def intensity_table(images: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:

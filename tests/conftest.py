@@ -2,11 +2,13 @@
 
 tiny_dataset_dir: a small generated dataset (6 classes, 3 train + 2 test images each, 64x76
 pixels), built once per test session. Read it, never modify it: copy it with
-``writable_dataset`` first.
+``writable_dataset`` first. truncated_dataset: such a copy with one truncated PNG in train/ and
+one truncated JPEG in test/ (headers intact, pixel data cut short).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
@@ -43,6 +45,39 @@ def tiny_dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def writable_dataset(tiny_dataset_dir: Path, tmp_path: Path) -> Path:
     """A private copy of the tiny dataset that a test may break (add bad files, remove folders)."""
     return Path(shutil.copytree(tiny_dataset_dir, tmp_path / "dataset"))
+
+
+def cut_after_header(path: Path, keep: int = 100) -> Path:
+    """Truncate the PNG ``path`` ``keep`` bytes after its IHDR chunk: the header still reads
+    (size, mode), the pixel data ends early."""
+    content = path.read_bytes()
+    end_of_ihdr = content.index(b"IHDR") + 4 + 13 + 4  # type, 13 data bytes, CRC
+    path.write_bytes(content[:end_of_ihdr + keep])
+    return path
+
+
+def truncated_jpeg(path: Path, like: Path) -> Path:
+    """Write ``like``'s pixels to ``path`` as a JPEG cut in half."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    with Image.open(like) as image:
+        image.save(buffer, format="JPEG")
+    path.write_bytes(buffer.getvalue()[:len(buffer.getvalue()) // 2])
+    return path
+
+
+@pytest.fixture
+def truncated_dataset(writable_dataset: Path) -> SimpleNamespace:
+    """writable_dataset with train/circles/circles_0001.png truncated after its header and a
+    truncated test/checkerboard/cut.jpg added: 17 good train + 12 good test images.
+
+    Fields: root, png, jpg (the two broken files), cut (cut_after_header, to break more).
+    """
+    png = cut_after_header(writable_dataset / "train" / "circles" / "circles_0001.png")
+    folder = writable_dataset / "test" / "checkerboard"
+    jpg = truncated_jpeg(folder / "cut.jpg", like=folder / "checkerboard_0000.png")
+    return SimpleNamespace(root=writable_dataset, png=png, jpg=jpg, cut=cut_after_header)
 
 
 # Property tests: no per-example deadline (this 2-core machine is shared and noisy) and, under

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from course_utils import bench
-from course_utils.data import generate_dataset
+from course_utils.data import DatasetWarning, generate_dataset
 
 
 class Tiny(nn.Module):
@@ -68,6 +68,17 @@ def test_end_to_end_counts_the_whole_split(tmp_path):
     assert result["images"] == 9
     assert model.seen == 2 * 9  # warm-up pass + timed pass, every test image each time
     assert (tmp_path / "cache").is_dir()
+
+
+def test_end_to_end_skips_truncated_files_with_one_warning(truncated_dataset, tmp_path):
+    model = Tiny()
+    with pytest.warns(DatasetWarning) as record:
+        result = bench.end_to_end_fps(model, truncated_dataset.root, 32, 1, batch_size=4,
+                                      device="cpu", cache_dir=tmp_path / "cache")
+    messages = [str(w.message) for w in record if issubclass(w.category, DatasetWarning)]
+    assert len(messages) == 1  # from the warm-up pass only, not again from the timed pass
+    assert "1 file(s) skipped" in messages[0] and "cut.jpg" in messages[0]
+    assert result["images"] == 12 and model.seen == 2 * 12  # the 12 readable test images
 
 
 def test_matmul_gflops_is_positive_and_efficiency_is_a_ratio():

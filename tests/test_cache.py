@@ -1,15 +1,23 @@
-"""course_utils.cache: same pixels as decoding, reuse, invalidation, per-dataset keys."""
+"""course_utils.cache: same pixels as decoding, reuse, invalidation, per-dataset keys,
+files that do not decode."""
 
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from course_utils import cache
-from course_utils.data import find_images, generate_dataset, load_image
+from course_utils.data import (
+    DatasetError,
+    DatasetWarning,
+    find_images,
+    generate_dataset,
+    load_image,
+)
 
 CLASSES = ["checkerboard", "circles", "vertical_stripes"]
 
@@ -134,3 +142,86 @@ def test_file_outside_the_dataset_is_named(dataset, tmp_path):
     Image.fromarray(np.zeros((8, 8), np.uint8), mode="L").save(outside)
     with pytest.raises(ValueError, match="elsewhere.png is not inside the dataset folder"):
         cache.load_images(dataset, [outside], 32, 1, cache_dir=tmp_path / "cache")
+
+
+# ---- files that do not decode (truncated) are skipped, never stored -------------------------
+
+def decode_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if issubclass(w.category, DatasetWarning)]
+
+
+def test_truncated_files_are_skipped_with_one_warning(truncated_dataset, tmp_path):
+    with pytest.warns(DatasetWarning) as record:
+        splits, classes = cache.load_cached_splits(truncated_dataset.root, 32, 1,
+                                                   cache_dir=tmp_path / "cache")
+    [message] = decode_warnings(record)
+    assert "2 file(s) skipped (they do not decode)" in message
+    assert "circles_0001.png: corrupt or truncated" in message and "cut.jpg" in message
+    index = find_images(truncated_dataset.root)
+    for split, bad in (("train", truncated_dataset.png), ("test", truncated_dataset.jpg)):
+        images, labels = splits[split]
+        good = [(p, label) for p, label in index.files[split] if p != bad]
+        assert labels.tolist() == [label for _, label in good]  # aligned with the images
+        assert np.array_equal(images.numpy(), np.stack([load_image(p, 32, 1) for p, _ in good]))
+    names = np.load(cache.cache_file(truncated_dataset.root, 32, 1, tmp_path / "cache"))["names"]
+    assert "train/circles/circles_0001.png" not in names and len(names) == 17 + 12
+
+
+def test_truncated_file_is_tried_again_and_used_once_fixed(truncated_dataset, tmp_path):
+    index = find_images(truncated_dataset.root)
+    paths = [p for p, _ in index.files["train"]]
+    folder = tmp_path / "cache"
+    with pytest.warns(DatasetWarning, match="circles_0001.png"):
+        cache.load_images(truncated_dataset.root, paths, 32, 1, cache_dir=folder)
+    pixel_files = sorted(folder.glob("*.pixels.npy"))
+    stats = cache.CacheStats()
+    with pytest.warns(DatasetWarning, match=r"1 file\(s\) skipped.*circles_0001\.png"):
+        again = cache.load_images(truncated_dataset.root, paths, 32, 1, cache_dir=folder,
+                                  stats=stats)
+    assert (stats.reused, stats.decoded, len(again)) == (17, 0, 17)
+    assert [p for p, _ in stats.skipped] == [truncated_dataset.png]
+    assert sorted(folder.glob("*.pixels.npy")) == pixel_files  # nothing new: not rewritten
+    fixed = np.full((76, 64), 200, np.uint8)
+    Image.fromarray(fixed, mode="L").save(truncated_dataset.png)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pixels = cache.load_images(truncated_dataset.root, paths, 32, 1, cache_dir=folder,
+                                   stats=stats)
+    assert (stats.decoded, stats.skipped, len(pixels)) == (1, [], 18)
+    assert (pixels[paths.index(truncated_dataset.png)] == 200).all()
+
+
+def test_file_truncated_after_caching_loses_its_pixels(dataset, tmp_path):
+    before, labels, _ = load(dataset, tmp_path)
+    target = find_images(dataset).files["train"][4][0]
+    content = target.read_bytes()
+    target.write_bytes(content[:content.index(b"IHDR") + 121])
+    with pytest.warns(DatasetWarning, match=target.name):
+        after, after_labels, stats = load(dataset, tmp_path)
+    assert (len(after), stats.decoded) == (8, 0)
+    assert after_labels.tolist() == labels.tolist()[:4] + labels.tolist()[5:]
+    assert np.array_equal(after.numpy(), np.delete(before.numpy(), 4, axis=0))
+    names = np.load(cache.cache_file(dataset, 32, 1, tmp_path / "cache"))["names"]
+    assert f"train/{target.parent.name}/{target.name}" not in names  # old pixels not kept
+
+
+def test_split_of_only_truncated_files_is_an_error(truncated_dataset, tmp_path):
+    for path in (truncated_dataset.root / "test").rglob("*.png"):
+        truncated_dataset.cut(path)
+    with pytest.raises(DatasetError, match=r"dataset/test: 13 of 13 images cannot be decoded, "
+                                           r"so no image is left.*copy or export"):
+        cache.load_cached_splits(truncated_dataset.root, 32, 1, cache_dir=tmp_path / "cache")
+
+
+def test_training_batches_skip_truncated_files(truncated_dataset, tmp_path, monkeypatch):
+    from course_utils import train
+    monkeypatch.setattr(cache, "CACHE_DIR", tmp_path / "cache")
+    config = train.resolve_config("quick", data_dir=truncated_dataset.root, image_size=32)
+    with pytest.warns(DatasetWarning) as record:
+        train_batches, test_batches, classes = train.make_loaders(config)
+    [message] = decode_warnings(record)
+    assert "2 file(s) skipped" in message and "cut.jpg" in message
+    assert (len(train_batches.images), len(train_batches.labels)) == (17, 17)
+    assert (len(test_batches.images), len(test_batches.labels)) == (12, 12)
+    assert np.bincount(train_batches.labels.numpy()).tolist() == [3, 2, 3, 3, 3, 3]
+    assert classes.index("circles") == 1

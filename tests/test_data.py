@@ -389,7 +389,7 @@ def test_truncated_image_fails_clearly_on_load(writable_dataset: Path) -> None:
     assert bad in [p for p, _ in index.files["train"]]
     with pytest.raises(DatasetError, match=r"cut\.png: corrupt or truncated.*remove or re-export"):
         load_image(bad, 32)
-    dataset = ImageFolderDataset(index, "train", image_size=32)
+    dataset = ImageFolderDataset(index, "train", image_size=32, verify=False)
     with pytest.raises(DatasetError, match=r"cut\.png"):
         dataset[[p for p, _ in dataset.samples].index(bad)]
 
@@ -401,6 +401,82 @@ def test_verify_images_drops_truncated(writable_dataset: Path) -> None:
     assert bad not in [p for p, _ in index.files["test"]]
     assert len(index.files["test"]) == 6 * TINY_TEST_PER_CLASS
     assert bad in [p for p, _ in index.skipped]
+
+
+def decode_warnings(record: pytest.WarningsRecorder) -> list[str]:
+    """The texts of the 'do not decode' DatasetWarnings in ``record``."""
+    return [str(w.message) for w in record
+            if issubclass(w.category, DatasetWarning) and "do not decode" in str(w.message)]
+
+
+def test_load_split_pixels_skips_truncated_files(truncated_dataset) -> None:
+    index = quiet_find_images(truncated_dataset.root)  # headers read: both files are listed
+    for split, bad in (("train", truncated_dataset.png), ("test", truncated_dataset.jpg)):
+        with pytest.warns(DatasetWarning) as record:
+            images, labels = data.load_split_pixels(index, split, 32)
+        [message] = decode_warnings(record)
+        assert "1 file(s) skipped" in message and bad.name in message
+        good = [(p, label) for p, label in index.files[split] if p != bad]
+        assert images.shape == (len(good), 32, 32)
+        assert labels.tolist() == [label for _, label in good]
+        assert np.array_equal(images, np.stack([load_image(p, 32)[0] for p, _ in good]))
+
+
+def test_load_splits_skips_both_files_with_one_warning(truncated_dataset) -> None:
+    with pytest.warns(DatasetWarning) as record:
+        train, test = load_splits(truncated_dataset.root, image_size=32)
+    [message] = decode_warnings(record)
+    assert "2 file(s) skipped" in message
+    assert "circles_0001.png: corrupt or truncated" in message and "cut.jpg" in message
+    assert (len(train), len(test)) == (6 * TINY_TRAIN_PER_CLASS - 1, 6 * TINY_TEST_PER_CLASS)
+    assert truncated_dataset.png not in [p for p, _ in train.samples]
+    assert truncated_dataset.jpg not in [p for p, _ in test.samples]
+    assert [p for p, _ in train.skipped] == [truncated_dataset.png]
+    for dataset in (train, test):  # labels stay with their images
+        assert dataset.targets == [label for _, label in dataset.samples]
+        assert [dataset[i][1] for i in range(len(dataset))] == dataset.targets
+
+
+def test_image_folder_dataset_warns_for_its_split(truncated_dataset) -> None:
+    index = quiet_find_images(truncated_dataset.root)
+    with pytest.warns(DatasetWarning, match=r"1 file\(s\) skipped.*cut\.jpg"):
+        test = ImageFolderDataset(index, "test", image_size=32)
+    assert len(test) == 6 * TINY_TEST_PER_CLASS
+
+
+def test_pick_examples_passes_over_truncated_files(truncated_dataset,
+                                                   tiny_dataset_dir: Path) -> None:
+    good = quiet_find_images(tiny_dataset_dir)
+    chosen = choose_subset(good.files["train"], 2, seed=3)
+    assert data.pick_examples(good, "train", 2, seed=3) == [  # the same picks as before
+        [p for p, label in chosen if label == i] for i in range(6)]
+    index = quiet_find_images(truncated_dataset.root)
+    with pytest.warns(DatasetWarning, match=r"1 file\(s\) skipped.*circles_0001\.png"):
+        examples = data.pick_examples(index, "train", TINY_TRAIN_PER_CLASS)
+    circles = index.classes.index("circles")
+    assert truncated_dataset.png not in examples[circles] and len(examples[circles]) == 2
+    assert [len(e) for i, e in enumerate(examples) if i != circles] == [3] * 5
+
+
+@pytest.mark.parametrize("cut, error", [(12, True), (6, True), (5, False)])
+def test_split_mostly_unreadable_is_an_error(truncated_dataset, cut: int, error: bool) -> None:
+    """test/ holds 12 PNGs and the truncated JPEG: cutting ``cut`` PNGs leaves cut + 1 of 13
+    unreadable; more than half is an error naming the folder, half or less a warning."""
+    for path in sorted((truncated_dataset.root / "test").rglob("*.png"))[:cut]:
+        truncated_dataset.cut(path)
+    index = quiet_find_images(truncated_dataset.root)
+    if not error:
+        with pytest.warns(DatasetWarning, match=r"6 file\(s\) skipped.*\(and 1 more\)"):
+            images, _ = data.load_split_pixels(index, "test", 32)
+        assert len(images) == 7
+        return
+    message = rf"dataset/test: {cut + 1} of 13 images cannot be decoded.*copy or export"
+    with pytest.raises(DatasetError, match=message):
+        data.load_split_pixels(index, "test", 32)
+    with pytest.raises(DatasetError, match=message):
+        ImageFolderDataset(index, "test", image_size=32)
+    with pytest.raises(DatasetError, match=message):
+        load_splits(truncated_dataset.root, image_size=32)
 
 
 # ---- odd image modes are converted -----------------------------------------------------------
