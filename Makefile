@@ -40,6 +40,20 @@ run: data  ## execute every notebook with papermill into runs/ (PARAMS=file.yaml
 test: data  ## unit tests + nbval over every notebook
 	COURSE_FIGURES_DIR=$(CURDIR)/runs/test/figures $(PY) -m pytest tests notebooks $(NBVAL_FLAGS) $(PYTEST_ARGS)
 
+# The stored outputs must hold on any CPU. Re-run the whole suite with other CPU kernels: torch's
+# portable code path, AVX2 (oneDNN, MKL) on an AVX-512 machine, and one thread (another
+# summation order). A variant that changes a stored output fails here, not on the next machine.
+KERNEL_VARIANTS := "ATEN_CPU_CAPABILITY=default" \
+  "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2" \
+  "OMP_NUM_THREADS=1"
+.PHONY: test-kernels
+test-kernels: data  ## the whole suite again under each CPU-kernel variant (KERNEL_VARIANTS)
+	for variant in $(KERNEL_VARIANTS); do \
+	  echo "== kernel variant: $$variant"; \
+	  env $$variant COURSE_FIGURES_DIR=$(CURDIR)/runs/test/figures \
+	    $(PY) -m pytest tests notebooks $(NBVAL_FLAGS) -q $(PYTEST_ARGS) || exit 1; \
+	done
+
 # Real-browser test of the student path (tests/browser): JupyterLab + headless Chromium run one
 # notebook with Run All Cells. Installs Debian's chromium if missing (needs root/apt).
 #   make test-browser BROWSER_NB=07_im2col_and_fold.ipynb
