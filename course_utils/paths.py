@@ -18,6 +18,8 @@ RUNS_DIR: Path = PROJECT_ROOT / "runs"
 #: Set by the notebook runner so a graded run writes figures and results into its run folder.
 FIGURES_ENV = "COURSE_FIGURES_DIR"
 RUN_DIR_ENV = "COURSE_RUN_DIR"
+#: Set to "1" by the runner's --keep-checkpoints; otherwise a graded run writes no checkpoint.
+KEEP_CHECKPOINTS_ENV = "COURSE_KEEP_CHECKPOINTS"
 
 
 def figures_dir() -> Path:

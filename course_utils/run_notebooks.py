@@ -4,6 +4,7 @@
     python -m course_utils.run_notebooks --params grading.yaml -p epochs 2 --name graded
     python -m course_utils.run_notebooks --notebooks 03 --no-html  # a subset, by prefix or glob
     python -m course_utils.run_notebooks --list-parameters [--markdown]
+    python -m course_utils.run_notebooks --cell-timeout 0 -p preset report  # no time limit
 
 What a run folder ``runs/<name>/`` holds:
 
@@ -13,7 +14,13 @@ What a run folder ``runs/<name>/`` holds:
     results/<notebook>.meta.json     {"device": ...} for notebooks that record one
     results/<notebook>.run.json      status, seconds, failing cell, parameters (from the runner)
     figures/                         figures the notebooks saved during this run
+    mathjax/                         MathJax for the HTML pages (formulas render offline)
+    checkpoints/                     only with --keep-checkpoints (a graded run keeps none)
     summary.md, summary.csv          one table over the whole collection
+
+The executed copies and HTML pages read anywhere: markdown images of local files are embedded
+as cell attachments, and the HTML loads MathJax from the run folder, not a CDN. A cell that
+runs longer than ``--cell-timeout`` seconds is stopped and reported as "timed out".
 
 Notebooks hand their rows over as data (``course_utils.checks.save_checks`` writes JSON when
 ``$COURSE_RUN_DIR`` is set); the runner never scrapes printed text. Exit status: 0 when every
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import base64
 import contextlib
 import difflib
 import fnmatch
@@ -31,9 +39,12 @@ import io
 import json
 import logging
 import os
+import re
+import shutil
 import sys
 import time
 import tokenize
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,7 +55,15 @@ import pandas as pd
 import yaml
 
 from .atomic import atomic_write_json, atomic_write_text
-from .paths import FIGURES_ENV, NOTEBOOKS_DIR, RUN_DIR_ENV, RUNS_DIR, display_path
+from .paths import (
+    FIGURES_ENV,
+    KEEP_CHECKPOINTS_ENV,
+    NOTEBOOKS_DIR,
+    PROJECT_ROOT,
+    RUN_DIR_ENV,
+    RUNS_DIR,
+    display_path,
+)
 
 KERNEL_NAME = "python3"
 DEFAULT_RUN_NAME = "latest"
@@ -53,6 +72,10 @@ INJECTED_TAG = "injected-parameters"
 ERROR_CELL_TAG = "papermill-error-cell-tag"
 NO_DEVICE = "-"
 CHECK_COLUMNS = ["quantity", "source", "report", "computed", "match", "why not"]
+#: Seconds one cell may run: far above any cell of the default run (notebook 03's training cell,
+#: the slowest, took 1-4 minutes on a shared 2-core CPU), low enough that a hung cell does not
+#: stall grading.
+DEFAULT_CELL_TIMEOUT = 900
 
 
 class RunnerError(ValueError):
@@ -330,35 +353,45 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 # ---- running ------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def kernel_environment(run_folder: Path) -> Iterator[None]:
+def kernel_environment(run_folder: Path, keep_checkpoints: bool = False) -> Iterator[None]:
     """Environment the kernels inherit during a run; restored afterwards.
 
-    COURSE_RUN_DIR / COURSE_FIGURES_DIR send results and figures into the run folder. The
-    kernelspec starts "python" through PATH, so put this interpreter's folder first: a
-    direct ``.venv/bin/python -m ...`` call must not start a system Python without the packages.
+    COURSE_RUN_DIR / COURSE_FIGURES_DIR send results and figures into the run folder;
+    COURSE_KEEP_CHECKPOINTS=1 only with ``keep_checkpoints`` (else removed, so a value from the
+    shell cannot keep 440 MB per run). The kernelspec starts "python" through PATH, so put this
+    interpreter's folder first: a direct ``.venv/bin/python -m ...`` call must not start a
+    system Python without the packages.
     """
     updates = {
         RUN_DIR_ENV: str(run_folder.resolve()),
         FIGURES_ENV: str((run_folder / "figures").resolve()),
+        KEEP_CHECKPOINTS_ENV: "1" if keep_checkpoints else None,
         "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
         "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0"),  # as `make` sets it
     }
     saved = {name: os.environ.get(name) for name in updates}
-    os.environ.update(updates)
+    _set_environment(updates)
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_environment(saved)
 
 
-def execute(source: Path, output: Path, params: dict[str, Any]) -> Exception | None:
+def _set_environment(values: dict[str, str | None]) -> None:
+    """Set each variable; None removes it."""
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def execute(source: Path, output: Path, params: dict[str, Any],
+            cell_timeout: int | None = None) -> Exception | None:
     """Execute ``source`` into ``output`` with papermill; return the error, None if it ran.
 
-    The kernel's working directory is the notebook's folder, as in Jupyter.
+    The kernel's working directory is the notebook's folder, as in Jupyter. A cell running
+    longer than ``cell_timeout`` seconds (None: no limit) is interrupted and fails the notebook.
     """
     import papermill  # imported here: --list-parameters and bad input stay fast
 
@@ -367,6 +400,7 @@ def execute(source: Path, output: Path, params: dict[str, Any]) -> Exception | N
             papermill.execute_notebook(
                 str(source), str(output), parameters=params, kernel_name=KERNEL_NAME,
                 cwd=str(source.parent), progress_bar=False, log_output=False,
+                execution_timeout=cell_timeout,
                 # the kernel's own log (transport warnings, shutdown notes) is not the
                 # notebook's output; cell errors still arrive through papermill
                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
@@ -415,8 +449,15 @@ def failing_cell(error: Exception, executed: Path) -> tuple[int | None, int | No
     return index - injected, cells[index].get("execution_count")
 
 
-def error_text(error: Exception) -> str:
-    """``Type: message`` on one line (papermill errors carry the kernel's ename/evalue)."""
+def error_text(error: Exception, cell_timeout: int | None = None) -> str:
+    """``Type: message`` on one line (papermill errors carry the kernel's ename/evalue).
+
+    A cell stopped by the time limit reads "timed out after N s".
+    """
+    from nbclient.exceptions import CellTimeoutError
+
+    if isinstance(error, CellTimeoutError):
+        return f"timed out after {cell_timeout} s" if cell_timeout else "timed out"
     name = getattr(error, "ename", None) or type(error).__name__
     message = getattr(error, "evalue", None)
     if message is None:
@@ -426,11 +467,119 @@ def error_text(error: Exception) -> str:
 
 
 def export_html(executed: Path, html: Path) -> None:
-    """Write the executed notebook as a standalone HTML page (atomically)."""
+    """Write the executed notebook as a standalone HTML page (atomically).
+
+    MathJax comes from the run folder's ``mathjax/`` (``copy_mathjax``), by a relative URL, so
+    formulas render offline and after the folder moves. require.js (for widget and JavaScript
+    outputs, which the course notebooks do not have) is left out rather than fetched from a CDN.
+    """
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_filename(str(executed))
+    exporter = HTMLExporter(mathjax_url=MATHJAX_URL, require_js_url="data:text/javascript,")
+    body, _ = exporter.from_filename(str(executed))
     atomic_write_text(html, body)
+
+
+# ---- a run folder that reads anywhere: MathJax and images inside it -----------------------------
+
+MATHJAX_DIR = "mathjax"
+#: HTML-CSS output with the STIX-Web fonts: the combination jupyter-server-mathjax ships.
+MATHJAX_URL = f"{MATHJAX_DIR}/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe,course"
+#: The files of jupyter-server-mathjax's MathJax 2.7 that this configuration loads, or may load
+#: on demand (TeX extensions, menus): about 3 MB, out of 12 MB (no SVG output, accessibility
+#: explorer or translations).
+MATHJAX_FILES = (
+    "MathJax.js", "LICENSE", "config/TeX-AMS-MML_HTMLorMML-full.js", "config/Safe.js",
+    "extensions/*.js", "extensions/TeX/**/*", "extensions/HTML-CSS/*", "jax/input/TeX/*",
+    "jax/element/**/*", "jax/output/HTML-CSS/**/*", "fonts/HTML-CSS/STIX-Web/woff/**/*",
+    "localization/en/*",
+)
+#: config/course.js: only the STIX-Web web fonts are shipped; never look for TeX fonts.
+MATHJAX_CONFIG = """MathJax.Hub.Config({
+  "HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null}
+});
+MathJax.Ajax.loadComplete("[MathJax]/config/course.js");
+"""
+
+
+def copy_mathjax(run_folder: Path) -> Path:
+    """Copy the MathJax files the HTML pages load into ``run_folder/mathjax/``; return it."""
+    import jupyter_server_mathjax
+
+    static = Path(jupyter_server_mathjax.__file__).parent / "static"
+    target = run_folder / MATHJAX_DIR
+    for pattern in MATHJAX_FILES:
+        for path in static.glob(pattern):
+            if path.is_file():
+                destination = target / path.relative_to(static)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, destination)
+    atomic_write_text(target / "config" / "course.js", MATHJAX_CONFIG)
+    return target
+
+
+#: ``![alt](src "title")`` in markdown; src without spaces (as Jupyter writes it).
+MARKDOWN_IMAGE = re.compile(r'!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]+)(?P<title>\s+"[^"]*")?\)')
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+               ".gif": "image/gif"}
+
+
+def local_image(src: str, source_dir: Path, run_figures: Path) -> Path | None:
+    """The file a relative markdown image link points to, or None (a URL, absolute, missing).
+
+    Resolved from the source notebook's folder; a file under the project's ``figures/`` is
+    taken from the run's own ``figures/`` when the run wrote it (the figure of this run).
+    """
+    src = urllib.parse.unquote(src)
+    if urllib.parse.urlparse(src).scheme or os.path.isabs(src) \
+            or Path(src).suffix.lower() not in IMAGE_TYPES:
+        return None
+    path = (source_dir / src).resolve()
+    candidates = []
+    for figures in {PROJECT_ROOT / "figures", source_dir.resolve().parent / "figures"}:
+        if path.is_relative_to(figures):
+            candidates.append(run_figures / path.relative_to(figures))
+    candidates.append(path)
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def embed_images(executed: Path, source_dir: Path, run_figures: Path) -> int:
+    """Embed markdown images of local files as cell attachments in ``executed``; return how many.
+
+    ``![alt](../figures/x.png)`` becomes ``![alt](attachment:x.png)`` with the PNG in the cell's
+    ``attachments``, so the .ipynb and its HTML show it wherever the run folder is moved.
+    """
+    nb = nbformat.read(executed, as_version=4)
+    count = sum(_embed_cell_images(cell, source_dir, run_figures)
+                for cell in nb.cells if cell.cell_type == "markdown")
+    if count:
+        atomic_write_text(executed, nbformat.writes(nb))
+    return count
+
+
+def _embed_cell_images(cell: nbformat.NotebookNode, source_dir: Path, run_figures: Path) -> int:
+    """Rewrite one markdown cell's local image links to attachments; return how many."""
+    attachments = dict(cell.get("attachments", {}))
+    count = 0
+
+    def attach(match: re.Match) -> str:
+        nonlocal count
+        path = local_image(match["src"], source_dir, run_figures)
+        if path is None:
+            return match[0]
+        mime = IMAGE_TYPES[path.suffix.lower()]
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        name = path.name
+        if attachments.get(name, {}).get(mime, data) != data:  # another file, same name
+            name = f"{len(attachments)}_{name}"
+        attachments[name] = {mime: data}
+        count += 1
+        return f"![{match['alt']}](attachment:{name}{match['title'] or ''})"
+
+    cell.source = MARKDOWN_IMAGE.sub(attach, cell.source)
+    if count:
+        cell["attachments"] = attachments
+    return count
 
 
 def read_results(results: Path, stem: str) -> tuple[list[dict[str, Any]], str]:
@@ -456,31 +605,37 @@ def read_json(path: Path) -> dict[str, Any]:
 
 def remove_stale(run_folder: Path, stem: str) -> None:
     """Delete a previous run's files for this notebook, so none can pass for this run's."""
-    stale = [run_folder / f"{stem}.ipynb", run_folder / f"{stem}.html"]
+    stale = [run_folder / f"{stem}.ipynb", run_folder / f"{stem}.html",
+             run_folder / "checkpoints" / f"{stem}.pt"]  # 440 MB for 03, even without the flag
     stale += (run_folder / "results").glob(f"{stem}.*.json")  # checks, meta, run and the like
     for path in stale:
         path.unlink(missing_ok=True)
 
 
-def run_notebook(source: Path, run_folder: Path, params: dict[str, Any],
-                 html: bool = True) -> NotebookResult:
-    """Execute one notebook into ``run_folder`` and collect what it produced."""
+def run_notebook(source: Path, run_folder: Path, params: dict[str, Any], html: bool = True,
+                 cell_timeout: int | None = DEFAULT_CELL_TIMEOUT) -> NotebookResult:
+    """Execute one notebook into ``run_folder`` and collect what it produced.
+
+    cell_timeout: seconds one cell may run (None: no limit).
+    """
     stem = source.stem
     executed = run_folder / source.name
     remove_stale(run_folder, stem)
     start = time.perf_counter()
-    error = execute(source, executed, params)
+    error = execute(source, executed, params, cell_timeout)
     seconds = time.perf_counter() - start
     result = NotebookResult(stem, "ok" if error is None else "failed", seconds, parameters=params)
     if error is not None:
         result.cell, result.execution_count = failing_cell(error, executed)
-        result.error = error_text(error)
-    if html and executed.is_file():  # a failed notebook's page shows where it stopped
+        result.error = error_text(error, cell_timeout)
+    if executed.is_file():  # a failed notebook's copy and page show where it stopped
         try:
-            export_html(executed, run_folder / f"{stem}.html")
+            embed_images(executed, source.parent, run_folder / "figures")
+            if html:
+                export_html(executed, run_folder / f"{stem}.html")
         except Exception as exc:  # recorded, and the run goes on
             result.status = "failed"
-            result.error = result.error or f"HTML export failed: {error_text(exc)}"
+            result.error = result.error or f"images/HTML export failed: {error_text(exc)}"
     try:
         result.checks, result.device = read_results(run_folder / "results", stem)
     except ValueError as exc:  # a broken results file fails this notebook, not the run
@@ -501,19 +656,24 @@ def check_destination(notebooks: Sequence[Path], run_folder: Path) -> None:
 
 
 def run_all(notebooks: Sequence[Path], run_folder: Path, params: dict[str, Any],
-            declared: dict[str, list[NotebookParameter]],
-            html: bool = True) -> list[NotebookResult]:
-    """Run each notebook in order; a failure does not stop the others.
+            declared: dict[str, list[NotebookParameter]], html: bool = True, *,
+            cell_timeout: int | None = DEFAULT_CELL_TIMEOUT,
+            keep_checkpoints: bool = False) -> list[NotebookResult]:
+    """Run each notebook in order; a failure (or a cell over ``cell_timeout`` s) does not stop
+    the others.
 
     Prints one line per notebook and rewrites summary.md/csv after each one.
     """
     check_destination(notebooks, run_folder)
     run_folder.mkdir(parents=True, exist_ok=True)
+    if html:
+        copy_mathjax(run_folder)  # once per run; every page loads it by a relative URL
     width = max(len(nb.stem) for nb in notebooks)
     results = []
-    with kernel_environment(run_folder):
+    with kernel_environment(run_folder, keep_checkpoints):
         for nb in notebooks:
-            result = run_notebook(nb, run_folder, params_for(params, declared[nb.name]), html)
+            result = run_notebook(nb, run_folder, params_for(params, declared[nb.name]), html,
+                                  cell_timeout)
             status = "ok" if result.status == "ok" else f"FAILED: {result.failure}"
             print(f"{result.notebook:<{width}}  {result.seconds:7.1f} s  {status}", flush=True)
             results.append(result)
@@ -601,6 +761,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--notebooks", nargs="+", default=[], metavar="PATTERN",
                         help="only these notebooks: prefix (03), name or glob")
     parser.add_argument("--no-html", action="store_true", help="skip the HTML export")
+    parser.add_argument("--cell-timeout", type=cell_timeout_arg, default=DEFAULT_CELL_TIMEOUT,
+                        metavar="SECONDS",
+                        help="stop a cell that runs longer than this and report the notebook "
+                             "as 'timed out' (the others still run); 0 or none: no limit, e.g. "
+                             "for -p preset report on a CPU (default: %(default)s)")
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="keep training checkpoints in runs/<name>/checkpoints/ (about "
+                             "440 MB for notebook 03); by default a graded run writes none")
     parser.add_argument("--list-parameters", action="store_true",
                         help="print every notebook's parameters with defaults and types")
     parser.add_argument("--markdown", action="store_true",
@@ -610,6 +778,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs-dir", type=Path, default=RUNS_DIR,
                         help="folder of the run folders (default: runs/)")
     return parser
+
+
+def cell_timeout_arg(text: str) -> int | None:
+    """``--cell-timeout`` value: whole seconds; 0 or "none" for no limit (None)."""
+    if text.strip().lower() in ("0", "none"):
+        return None
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = 0
+    if seconds < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (a whole number "
+                                         ">= 1, or 0 / none for no limit)")
+    return seconds
 
 
 def check_run_name(name: str) -> str:
@@ -645,7 +827,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"Running {len(notebooks)} notebooks into {display_path(run_folder)}/", flush=True)
-    results = run_all(notebooks, run_folder, params, declared, html=not args.no_html)
+    results = run_all(notebooks, run_folder, params, declared, html=not args.no_html,
+                      cell_timeout=args.cell_timeout, keep_checkpoints=args.keep_checkpoints)
     print(f"Summary: {display_path(run_folder / 'summary.md')}")
     failed = [r for r in results if r.status != "ok"]
     for r in failed:

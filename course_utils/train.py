@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import platform
 import time
 from collections.abc import Iterable, Iterator
@@ -31,7 +32,7 @@ import torch
 from torch import nn
 
 from .atomic import atomic_write, atomic_write_json
-from .paths import PROJECT_ROOT, run_dir
+from .paths import KEEP_CHECKPOINTS_ENV, PROJECT_ROOT, run_dir
 
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn (not on GPU boxes)
     from matplotlib.figure import Figure
@@ -381,7 +382,7 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable, confi
         stop_after: int | None = None) -> History:
     """Train ``model`` for ``config.epochs`` epochs, evaluating on the test batches each epoch.
 
-    checkpoint_path: where to write a checkpoint after every epoch (atomically);
+    checkpoint_path: where to write a checkpoint after every epoch (atomically; None: none);
     resume: continue from that checkpoint (its epochs are not re-run);
     stop_after: stop after this many epochs of *this call* (simulates an interruption).
     """
@@ -394,7 +395,9 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable, confi
     start_epoch = 0
     if resume:
         if checkpoint_path is None:
-            raise ValueError("resume=True needs checkpoint_path")
+            raise ValueError("resume=True needs checkpoint_path (in a graded run, "
+                             "train.checkpoint_path gives None unless the runner is given "
+                             "--keep-checkpoints)")
         state = load_checkpoint(checkpoint_path)
         _check_same_run(state["config"], config, checkpoint_path)
         model.load_state_dict(state["model"])
@@ -473,10 +476,19 @@ def with_overrides(config: TrainConfig, **changes: Any) -> TrainConfig:
 
 # ---- where a notebook's run writes --------------------------------------------------------------
 
-def checkpoint_path(name: str) -> Path:
-    """Checkpoint file for notebook ``name``: in the graded run's folder, else checkpoints/."""
-    folder = run_dir() / "checkpoints" if run_dir() is not None else PROJECT_ROOT / "checkpoints"
-    return folder / f"{name}.pt"
+def checkpoint_path(name: str) -> Path | None:
+    """Checkpoint file for notebook ``name``: ``checkpoints/<name>.pt`` outside a graded run.
+
+    A graded run keeps no checkpoint (about 440 MB for the report's CNN): None, so ``fit``
+    writes nothing, unless the runner was given ``--keep-checkpoints`` (which sets
+    ``$COURSE_KEEP_CHECKPOINTS=1``); then ``<run>/checkpoints/<name>.pt``.
+    """
+    graded = run_dir()
+    if graded is None:
+        return PROJECT_ROOT / "checkpoints" / f"{name}.pt"
+    if os.environ.get(KEEP_CHECKPOINTS_ENV) != "1":
+        return None
+    return graded / "checkpoints" / f"{name}.pt"
 
 
 def graded_result_path(name: str) -> Path | None:

@@ -1,12 +1,15 @@
 """Tests for the notebook runner (course_utils.run_notebooks), on tiny fixture notebooks.
 
 tests/fixtures/notebooks/: 01_passes (a figure and two checks), 02_fails (raises in cell 3 on
-purpose), 03_device (records a device). One graded run of the three (about 10 s, one kernel
-each) backs the end-to-end tests; everything else runs without a kernel.
+purpose), 03_device (records a device), 04_sleeps (hangs in cell 2), 05_figure_link (markdown
+links a figure and a picture, and holds a formula). One graded run of 01-03 (about 10 s, one
+kernel each) and one of 04-05 with a 3 s cell timeout back the end-to-end tests; everything else
+runs without a kernel.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -15,7 +18,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import asdict
+from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,7 +33,7 @@ from papermill.cli import _resolve_type  # private, but it *is* papermill's -p b
 
 from course_utils import run_notebooks as rn
 from course_utils.checks import check_claim, save_run_meta
-from course_utils.paths import NOTEBOOKS_DIR, PROJECT_ROOT, RUN_DIR_ENV
+from course_utils.paths import KEEP_CHECKPOINTS_ENV, NOTEBOOKS_DIR, PROJECT_ROOT, RUN_DIR_ENV
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
 README = PROJECT_ROOT / "README.md"
@@ -147,7 +152,7 @@ def test_parameter_of_an_unselected_notebook_is_not_unknown() -> None:
 # ---- choosing notebooks and where they go --------------------------------------------------------
 
 @pytest.mark.parametrize("patterns, expected", [
-    ([], ["01_passes", "02_fails", "03_device"]),
+    ([], ["01_passes", "02_fails", "03_device", "04_sleeps", "05_figure_link"]),
     (["02"], ["02_fails"]),
     (["03_device.ipynb", "01"], ["01_passes", "03_device"]),
     (["0[23]_*"], ["02_fails", "03_device"]),
@@ -180,7 +185,7 @@ def test_run_folder_over_the_sources_is_refused(tmp_path: Path) -> None:
 
 def test_remove_stale_deletes_only_that_notebooks_files(tmp_path: Path) -> None:
     mine = [tmp_path / "02_x.html", tmp_path / "results" / "02_x.checks.json",
-            tmp_path / "results" / "02_x.result.json"]
+            tmp_path / "results" / "02_x.result.json", tmp_path / "checkpoints" / "02_x.pt"]
     other = tmp_path / "results" / "03_y.checks.json"
     for path in [*mine, other]:
         path.parent.mkdir(exist_ok=True)
@@ -289,6 +294,10 @@ def test_list_parameters_plain() -> None:
         "03_device.ipynb\n"
         "  scale: int = 1\n"
         "  label: str = 'tiny'  # not passed by the tests\n"
+        "04_sleeps.ipynb\n"
+        "  seconds: int = 600  # how long cell 2 sleeps\n"
+        "05_figure_link.ipynb\n"
+        "  (no cell tagged 'parameters')\n"
     )
 
 
@@ -339,7 +348,8 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     assert not project_figure.exists()
     env_before = os.environ.get(RUN_DIR_ENV)
     result = run_main(["--notebooks-dir", str(notebooks), "--runs-dir", str(root / "runs"),
-                       "--params", str(params_file), "-p", "scale", "3", "--name", "graded"])
+                       "--params", str(params_file), "-p", "scale", "3", "--name", "graded",
+                       "--notebooks", "01", "02", "03"])
     return SimpleNamespace(result=result, run=root / "runs" / "graded", notebooks=notebooks,
                            sources=sources, project_figure=project_figure,
                            env_before=env_before)
@@ -418,3 +428,136 @@ def test_no_html_and_stale_files_removed(graded: SimpleNamespace, tmp_path: Path
     assert not (runs / "again" / "02_fails.html").exists()
     assert (runs / "again" / "01_passes.html").exists()  # not part of this run: left alone
     assert list(pd.read_csv(runs / "again" / "summary.csv")["notebook"]) == ["02_fails"]
+
+
+# ---- bounded in time, readable anywhere: one run of 04 (hangs) and 05 (figures, formula) ------
+
+@pytest.mark.parametrize("text, expected", [("30", 30), ("0", None), ("none", None),
+                                            ("None", None)])
+def test_cell_timeout_option(text: str, expected: int | None) -> None:
+    assert rn.build_parser().parse_args(["--cell-timeout", text]).cell_timeout == expected
+    assert rn.build_parser().parse_args([]).cell_timeout == rn.DEFAULT_CELL_TIMEOUT
+
+
+@pytest.mark.parametrize("text", ["-5", "2.5", "soon"])
+def test_bad_cell_timeout_is_a_usage_error(text: str) -> None:
+    with pytest.raises(SystemExit) as info, contextlib.redirect_stderr(io.StringIO()) as err:
+        rn.build_parser().parse_args(["--cell-timeout", text])
+    assert info.value.code == 2 and "not a number of seconds" in err.getvalue()
+
+
+def test_keep_checkpoints_env_only_with_the_flag(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """main() hands the flag to the kernels' environment; without it the variable is unset."""
+    seen = []
+
+    def fake_run_notebook(source, run_folder, params, html, cell_timeout):
+        seen.append((os.environ.get(KEEP_CHECKPOINTS_ENV), cell_timeout))
+        return rn.NotebookResult(source.stem, "ok", 0.0)
+
+    monkeypatch.setattr(rn, "run_notebook", fake_run_notebook)
+    monkeypatch.setenv(KEEP_CHECKPOINTS_ENV, "1")  # left over in the shell: must not count
+    base = ["--notebooks-dir", str(FIXTURES), "--runs-dir", str(tmp_path), "--notebooks", "01",
+            "--no-html"]
+    assert run_main(base).status == 0
+    assert run_main([*base, "--keep-checkpoints", "--cell-timeout", "none"]).status == 0
+    assert seen == [(None, rn.DEFAULT_CELL_TIMEOUT), ("1", None)]
+    assert os.environ[KEEP_CHECKPOINTS_ENV] == "1"  # the shell's value is restored
+
+
+def test_local_image_prefers_the_runs_own_figure(tmp_path: Path) -> None:
+    notebooks, run_figures = tmp_path / "notebooks", tmp_path / "run" / "figures"
+    for path in [tmp_path / "figures" / "a.png", run_figures / "a.png", tmp_path / "b.png",
+                 notebooks / "c.png"]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"png")
+    assert rn.local_image("../figures/a.png", notebooks, run_figures) == run_figures / "a.png"
+    assert rn.local_image("../b.png", notebooks, run_figures) == (tmp_path / "b.png").resolve()
+    assert rn.local_image("c%2Epng", notebooks, run_figures) == (notebooks / "c.png").resolve()
+    for src in ["https://example.org/a.png", "data:image/png;base64,AA==", "attachment:a.png",
+                str(notebooks / "c.png"), "missing.png", "../figures/a.svg"]:
+        assert rn.local_image(src, notebooks, run_figures) is None, src
+
+
+@pytest.fixture(scope="module")
+def bounded(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """04 hangs in cell 2 under a 3 s cell timeout; 05 runs after it. The run folder is then
+    moved away from the notebooks and the project, as a grader would copy it."""
+    root = tmp_path_factory.mktemp("bounded")
+    notebooks = copy_fixtures(root)
+    started = time.perf_counter()
+    result = run_main(["--notebooks-dir", str(notebooks), "--runs-dir", str(root / "runs"),
+                       "--name", "bounded", "--notebooks", "04", "05", "--cell-timeout", "3"])
+    seconds = time.perf_counter() - started
+    moved = tmp_path_factory.mktemp("moved") / "bounded"
+    shutil.move(root / "runs" / "bounded", moved)
+    shutil.rmtree(notebooks)  # nothing may still point at the sources
+    return SimpleNamespace(result=result, run=moved, seconds=seconds)
+
+
+def test_hung_cell_times_out_and_the_next_notebook_runs(bounded: SimpleNamespace) -> None:
+    lines = bounded.result.stdout.splitlines()
+    assert bounded.result.status == 1 and bounded.seconds < 120  # not the 600 s of the sleep
+    # the cell to blame is the one that started last (no parameters given: no injected cell)
+    assert lines[1].startswith("04_sleeps")
+    assert lines[1].endswith("FAILED: cell 2 (In [2]): timed out after 3 s")
+    assert lines[2].startswith("05_figure_link") and lines[2].endswith(" s  ok")
+    run_04 = json.loads((bounded.run / "results" / "04_sleeps.run.json").read_text())
+    assert (run_04["status"], run_04["cell"], run_04["error"]) == \
+        ("failed", 2, "timed out after 3 s")
+    assert "| 04_sleeps | failed |" in (bounded.run / "summary.md").read_text()
+    assert "cell 2 (In [2]): timed out after 3 s" in (bounded.run / "summary.md").read_text()
+
+
+class _Tags(HTMLParser):
+    """The src of every <img> and <script> of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[str] = []
+        self.scripts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        src = dict(attrs).get("src")
+        if tag == "img":
+            self.images.append(src or "")
+        elif tag == "script" and src is not None:
+            self.scripts.append(src)
+
+
+def page_tags(html: Path) -> _Tags:
+    tags = _Tags()
+    tags.feed(html.read_text(encoding="utf-8"))
+    return tags
+
+
+def test_markdown_images_are_embedded(bounded: SimpleNamespace) -> None:
+    images = page_tags(bounded.run / "05_figure_link.html").images
+    assert len(images) == 2
+    for src in images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"
+    cells = nbformat.read(bounded.run / "05_figure_link.ipynb", as_version=4).cells
+    links = [m["src"] for c in cells if c.cell_type == "markdown"
+             for m in rn.MARKDOWN_IMAGE.finditer(c.source)]
+    assert links == ["attachment:fixture_link.png", "attachment:05_picture.png"]
+    attached = {name: base64.b64decode(bundle["image/png"])
+                for c in cells for name, bundle in c.get("attachments", {}).items()}
+    assert attached["fixture_link.png"] == (bounded.run / "figures" / "fixture_link.png"
+                                            ).read_bytes()  # this run's figure
+    assert attached["05_picture.png"] == (FIXTURES / "05_picture.png").read_bytes()
+
+
+def test_html_loads_mathjax_from_the_run_folder(bounded: SimpleNamespace) -> None:
+    for page in ["04_sleeps.html", "05_figure_link.html"]:
+        scripts = page_tags(bounded.run / page).scripts
+        assert not [s for s in scripts if s.startswith(("http:", "https:", "//"))], scripts
+        mathjax = [s for s in scripts if "MathJax.js" in s]
+        assert mathjax == [rn.MATHJAX_URL]
+    path, query = rn.MATHJAX_URL.split("?")
+    assert (bounded.run / path).is_file()
+    for name in query.removeprefix("config=").split(","):
+        assert (bounded.run / "mathjax" / "config" / f"{name}.js").is_file(), name
+    size = sum(p.stat().st_size for p in (bounded.run / "mathjax").rglob("*") if p.is_file())
+    assert size < 4_000_000
+    assert r"\frac{\partial L}{\partial x}" in (bounded.run / "05_figure_link.html").read_text()

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from course_utils import train
+from course_utils.paths import KEEP_CHECKPOINTS_ENV, PROJECT_ROOT, RUN_DIR_ENV
 from course_utils.train import TensorBatches, TrainConfig, fit, resolve_config
 
 
@@ -175,6 +176,30 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="resume=True"):
         train.load_checkpoint(tmp_path / "missing.pt")
 
+
+# ---- checkpoints in a graded run ---------------------------------------------------------------
+
+def test_graded_run_keeps_no_checkpoint_unless_asked(tmp_path, monkeypatch):
+    """The runner sets COURSE_RUN_DIR; only --keep-checkpoints adds COURSE_KEEP_CHECKPOINTS=1."""
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv(KEEP_CHECKPOINTS_ENV, raising=False)
+    assert train.checkpoint_path("03_x") is None
+    history = run(tiny_config(epochs=2), checkpoint_path=train.checkpoint_path("03_x"))
+    assert len(history.epochs) == 2 and not any(tmp_path.rglob("*"))  # nothing written
+    with pytest.raises(ValueError, match="--keep-checkpoints"):
+        run(tiny_config(), checkpoint_path=train.checkpoint_path("03_x"), resume=True)
+    monkeypatch.setenv(KEEP_CHECKPOINTS_ENV, "1")
+    kept = train.checkpoint_path("03_x")
+    assert kept == tmp_path / "checkpoints" / "03_x.pt"
+    run(tiny_config(epochs=1), checkpoint_path=kept)
+    assert train.load_checkpoint(kept)["epoch"] == 1
+
+
+def test_student_checkpoints_outside_a_graded_run(monkeypatch):
+    """In JupyterLab (no runner variables) checkpoints go to checkpoints/, as before."""
+    monkeypatch.delenv(RUN_DIR_ENV, raising=False)
+    monkeypatch.delenv(KEEP_CHECKPOINTS_ENV, raising=False)
+    assert train.checkpoint_path("03_x") == PROJECT_ROOT / "checkpoints" / "03_x.pt"
 
 # ---- results -----------------------------------------------------------------------------------
 
