@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .checks import Check, check_claim
-from .scratch import numerical_gradient
+from .scratch import bound_text, numerical_gradient
 
 # ---- Activations: a named pair (value, derivative) -------------------------------------
 
@@ -331,9 +331,33 @@ def gradient_error(a: float, b: float) -> float:
     return abs(a - b) / max(ERROR_FLOOR, abs(a) + abs(b))
 
 
-def format_error(error: float) -> str:
-    """A tiny error as its order of magnitude, e.g. '< 1e-15' (stable across runs); an error
-    of 1e-3 or more (a real disagreement) as its value, e.g. '0.5'; exactly 0 as '0'."""
+#: Largest ``gradient_error`` that counts as agreement. A wrong formula (a missing factor, a
+#: sign, g' taken at y instead of z2) gives errors of order 1. Autograd does the same float64
+#: arithmetic in another order: only rounding separates it from the hand code, amplified where
+#: an activation saturates. Finite differences add a truncation error ~h^2 and a rounding error
+#: ~eps |E| / h (CS231n: below 1e-4 is usually fine, below 1e-7 "you should be happy").
+AUTOGRAD_TOLERANCE = 1e-8
+FINITE_DIFF_TOLERANCE = 1e-4
+
+
+def format_error(error: float, tolerance: float) -> str:
+    """An error as the notebook shows it: '< 1e-8' when below ``tolerance`` (agreement), else
+    its value, e.g. '0.5' (a real disagreement); NaN (no point to compare) as 'n/a'.
+
+    Below the tolerance the exact error is rounding: it changes from CPU to CPU, and a stored
+    notebook output must not. ``order_of_magnitude`` shows it for reading, not for testing.
+    """
+    if math.isnan(error):
+        return "n/a"
+    return bound_text(tolerance) if error < tolerance else f"{error:.2g}"
+
+
+def order_of_magnitude(error: float) -> str:
+    """A tiny error as its order of magnitude, e.g. '< 1e-15'; 1e-3 or more as its value, e.g.
+    '0.5'; exactly 0 as '0'. For reading only: at rounding size the order itself varies
+    with the CPU (and the order of the operations)."""
+    if math.isnan(error):
+        return "n/a"
     if error == 0:
         return "0"
     if error >= 1e-3:  # a real disagreement: show the number itself
@@ -346,19 +370,40 @@ GRADIENT_NAMES = {"dE_dy": "dE/dy", "dE_dw3": "dE/dw3", "dE_dh": "dE/dh",
                   "dE_dw1": "dE/dw1", "dE_dw2": "dE/dw2"}
 
 
-def gradient_table(cache: Forward, decimals: int = 10) -> pd.DataFrame:
-    """Hand-derived, autograd and finite-difference gradients side by side, one row each."""
+def gradient_errors(cache: Forward) -> pd.DataFrame:
+    """Hand-derived, autograd and finite-difference gradients and the two relative errors.
+
+    One row per gradient (index as in ``GRADIENT_NAMES``); columns "by hand (report)",
+    "torch.autograd", "finite differences", "rel. error vs autograd" and
+    "rel. error vs finite diff.", all floats. ``gradient_table`` formats it for display.
+    """
     hand, auto, numeric = (backward(cache), autograd_gradients(cache),
                            finite_difference_gradients(cache))
     rows = []
     for field, label in GRADIENT_NAMES.items():
         a, b, c = getattr(hand, field), getattr(auto, field), getattr(numeric, field)
-        rows.append({"gradient": label, "by hand (report)": round(a, decimals) + 0.0,
-                     "torch.autograd": round(b, decimals) + 0.0,  # + 0.0: -0.0 shows as 0.0
-                     "finite differences": round(c, decimals) + 0.0,
-                     "rel. error vs autograd": format_error(gradient_error(a, b)),
-                     "rel. error vs finite diff.": format_error(gradient_error(a, c))})
+        rows.append({"gradient": label, "by hand (report)": a, "torch.autograd": b,
+                     "finite differences": c, "rel. error vs autograd": gradient_error(a, b),
+                     "rel. error vs finite diff.": gradient_error(a, c)})
     return pd.DataFrame(rows).set_index("gradient")
+
+
+def gradient_table(errors: pd.DataFrame, decimals: int = 5) -> pd.DataFrame:
+    """``gradient_errors`` for display: values rounded, errors against the tolerances.
+
+    Values are rounded to ``decimals``, well above the noise of finite differences (~1e-11:
+    at the ReLU kink, dE/dw2 = -0.2499975 + 3e-11 would flip its 6th decimal from CPU to
+    CPU); errors show as '< 1e-8' / '< 1e-4' (``AUTOGRAD_TOLERANCE``,
+    ``FINITE_DIFF_TOLERANCE``) or, for a real disagreement, as their value.
+    """
+    shown = errors.copy()
+    for column in ("by hand (report)", "torch.autograd", "finite differences"):
+        shown[column] = shown[column].round(decimals) + 0.0  # + 0.0: -0.0 shows as 0.0
+    shown["rel. error vs autograd"] = [format_error(e, AUTOGRAD_TOLERANCE)
+                                       for e in errors["rel. error vs autograd"]]
+    shown["rel. error vs finite diff."] = [format_error(e, FINITE_DIFF_TOLERANCE)
+                                           for e in errors["rel. error vs finite diff."]]
+    return shown
 
 
 def near_relu_kink(cache: Forward, margin: float = 1e-3) -> bool:
@@ -423,23 +468,23 @@ def worst_by_gradient(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_errors(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy with every 'worst ...' column shown as an order of magnitude (``format_error``)."""
+    """A copy of a ``worst_by_*`` table with its two error columns shown against the
+    tolerances (``format_error``): '< 1e-8' and '< 1e-4' where the formulas agree."""
     shown = frame.copy()
-    for column in shown.columns:
-        if column.startswith("worst"):
-            shown[column] = shown[column].map(format_error)
+    shown["worst vs autograd"] = [format_error(e, AUTOGRAD_TOLERANCE)
+                                  for e in frame["worst vs autograd"]]
+    shown["worst vs finite diff."] = [format_error(e, FINITE_DIFF_TOLERANCE)
+                                      for e in frame["worst vs finite diff."]]
     return shown
 
 
-# ---- Checks against the report -----------------------------------------------------------
+def error_magnitudes(frame: pd.DataFrame) -> pd.DataFrame:
+    """The two error columns of a ``worst_by_*`` table as orders of magnitude
+    (``order_of_magnitude``): what rounding and truncation actually left, on this CPU."""
+    return frame[["worst vs autograd", "worst vs finite diff."]].map(order_of_magnitude)
 
-#: Largest ``gradient_error`` that counts as agreement. A wrong formula (a missing factor, a
-#: sign, g' taken at y instead of z2) gives errors of order 1. Autograd does the same float64
-#: arithmetic in another order: only rounding separates it from the hand code, amplified where
-#: an activation saturates. Finite differences add a truncation error ~h^2 and a rounding error
-#: ~eps |E| / h (CS231n: below 1e-4 is usually fine, below 1e-7 "you should be happy").
-AUTOGRAD_TOLERANCE = 1e-8
-FINITE_DIFF_TOLERANCE = 1e-4
+
+# ---- Checks against the report -----------------------------------------------------------
 
 #: The report's formulas (Part Two, Chain Rule, "3. Backpropagation"), in its own notation.
 REPORT_FORMULAS = {
@@ -458,8 +503,9 @@ def formula_checks(worst: pd.DataFrame, n_points: int) -> list[Check]:
     for label, formula in REPORT_FORMULAS.items():
         auto = worst.loc[label, "worst vs autograd"]
         numeric = worst.loc[label, "worst vs finite diff."]
-        computed = (f"worst rel. error vs autograd {format_error(auto)}, vs finite diff. "
-                    f"{format_error(numeric)} ({n_points} random points x 9 (f, g) pairs)")
+        computed = (f"worst rel. error vs autograd {format_error(auto, AUTOGRAD_TOLERANCE)}, "
+                    f"vs finite diff. {format_error(numeric, FINITE_DIFF_TOLERANCE)} "
+                    f"({n_points} random points x 9 (f, g) pairs)")
         match = auto < AUTOGRAD_TOLERANCE and numeric < FINITE_DIFF_TOLERANCE
         rows.append(check_claim(label, REPORT_SOURCE, formula, computed, match,
                                 why="the hand formula disagrees with autograd or finite "

@@ -16,6 +16,7 @@ Output size of a convolution or pooling window (the report's formula):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -335,3 +336,22 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     """Largest ``|a - b| / max(1e-8, |a| + |b|)``: ~1e-8 or less means the gradients agree."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
+
+
+#: Largest |a - b| that counts as "equal up to float64 rounding" for values of order 1 that two
+#: codes (ours and torch, im2col and loops) compute in a different order. Rounding leaves
+#: ~1e-15, and how much exactly depends on the CPU and its BLAS kernels, so notebooks show
+#: this bound instead of the difference; a wrong formula is off by the size of the values.
+ROUNDING_TOLERANCE = 1e-10
+
+
+def bound_text(bound: float) -> str:
+    """A bound as the notebooks print it: ``bound_text(1e-10) == "< 1e-10"``.
+
+    Shown in place of a difference that only rounding separates from 0: the difference changes
+    from CPU to CPU, the bound (asserted next to it) does not.
+    """
+    exponent = math.log10(bound) if bound > 0 else 0.5
+    if exponent != round(exponent):
+        raise ValueError(f"bound must be a power of ten like 1e-10, got {bound!r}")
+    return f"< 1e{round(exponent)}"

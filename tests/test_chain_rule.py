@@ -17,17 +17,22 @@ from course_utils.chain_rule import (
     backward,
     dead_units,
     descent_check,
+    error_magnitudes,
     finite_difference_gradients,
     format_error,
+    format_errors,
     formula_checks,
     forward,
     get_activation,
     gradient_descent,
     gradient_error,
+    gradient_errors,
+    gradient_table,
     history_frame,
     initial_weights,
     intermediates_table,
     near_relu_kink,
+    order_of_magnitude,
     random_points,
     report_order_update,
     worst_by_gradient,
@@ -196,11 +201,43 @@ def test_gradient_error_is_relative_above_the_floor_and_absolute_below():
     assert gradient_error(2e-9, 3e-9) == pytest.approx(1e-9 / 1e-5)
 
 
-def test_format_error():
-    assert format_error(0.0) == "0"
-    assert format_error(3e-16) == "< 1e-15"
-    assert format_error(1e-9) == "< 1e-8"
-    assert format_error(0.5) == "0.5" and format_error(1.0) == "1"
+def test_format_error_shows_the_tolerance_not_the_rounding():
+    # below the tolerance only the bound shows: the exact error is rounding and varies by CPU
+    for error in (0.0, 3e-16, 7e-9):
+        assert format_error(error, AUTOGRAD_TOLERANCE) == "< 1e-8"
+    assert format_error(2e-5, FINITE_DIFF_TOLERANCE) == "< 1e-4"
+    assert format_error(1e-8, AUTOGRAD_TOLERANCE) == "1e-08"  # at the bound: a disagreement
+    assert format_error(0.5, AUTOGRAD_TOLERANCE) == "0.5"
+    assert format_error(1.0, FINITE_DIFF_TOLERANCE) == "1"
+    assert format_error(math.nan, FINITE_DIFF_TOLERANCE) == "n/a"
+
+
+def test_order_of_magnitude():
+    assert order_of_magnitude(0.0) == "0"
+    assert order_of_magnitude(3e-16) == "< 1e-15"
+    assert order_of_magnitude(1e-9) == "< 1e-8"
+    assert order_of_magnitude(0.5) == "0.5" and order_of_magnitude(1.0) == "1"
+
+
+def test_gradient_table_at_the_relu_kink():
+    kink = forward(x1=1.0, x2=2.0, t=1.0, w1=0.5, w2=-0.25, w3=2.0, f="relu", g="sigmoid")
+    errors = gradient_errors(kink)
+    assert list(errors.index) == list(REPORT_FORMULAS)
+    assert (errors["rel. error vs autograd"] < AUTOGRAD_TOLERANCE).all()
+    table = gradient_table(errors)
+    assert (table["rel. error vs autograd"] == "< 1e-8").all()
+    # finite differences average the slopes 0 and 1 at the kink: half the right-hand slope
+    assert list(table["rel. error vs finite diff."]) == ["< 1e-4"] * 3 + ["1", "1"]
+    assert list(table["finite differences"]) == [-0.5, 0.0, -0.25, -0.125, -0.25]
+    assert str(table.loc["dE/dw1", "by hand (report)"]) == "0.0"  # not -0.0
+
+
+def test_gradient_table_rounds_away_finite_difference_noise():
+    cache = forward(1.0, 0.5, 0.8, 0.4, 0.3, 0.9, "tanh", "sigmoid")
+    shown = gradient_table(gradient_errors(cache))
+    # finite differences are off by ~1e-11: at 5 decimals all three columns agree
+    assert (shown["by hand (report)"] == shown["finite differences"]).all()
+    assert (shown["by hand (report)"] == shown["torch.autograd"]).all()
 
 
 def test_random_points_cover_every_pair_and_gradient():
@@ -208,6 +245,13 @@ def test_random_points_cover_every_pair_and_gradient():
     assert len(points) == len(PAIRS) * 3 * len(FIELDS)
     by_pair, by_gradient = worst_by_pair(points), worst_by_gradient(points)
     assert len(by_pair) == len(PAIRS) and list(by_gradient.index) == list(REPORT_FORMULAS)
+    shown = format_errors(by_pair)
+    assert (shown["worst vs autograd"] == "< 1e-8").all()
+    assert (shown["worst vs finite diff."] == "< 1e-4").all()
+    assert shown["points with a dead ReLU"].equals(by_pair["points with a dead ReLU"])
+    magnitudes = error_magnitudes(by_pair)
+    assert list(magnitudes.columns) == ["worst vs autograd", "worst vs finite diff."]
+    assert magnitudes.map(lambda text: text == "0" or text.startswith("< 1e-")).all().all()
     assert (by_gradient["worst vs autograd"] < AUTOGRAD_TOLERANCE).all()
     assert (by_gradient["worst vs finite diff."] < FINITE_DIFF_TOLERANCE).all()
     assert random_points(3, seed=0).equals(points)  # seeded: same points every run
@@ -230,6 +274,9 @@ def test_formula_checks_fail_when_the_hand_gradient_is_wrong():
     worst.loc["dE/dw1", "worst vs finite diff."] = 0.5  # what a wrong formula would give
     rows = {row.quantity: row for row in formula_checks(worst, 2)}
     assert not rows["dE/dw1"].match and rows["dE/dw2"].match
+    assert rows["dE/dw2"].computed.startswith("worst rel. error vs autograd < 1e-8, "
+                                              "vs finite diff. < 1e-4")
+    assert "vs finite diff. 0.5 " in rows["dE/dw1"].computed  # a failure shows its value
 
 
 def test_descent_check_reports_a_stuck_dead_unit():

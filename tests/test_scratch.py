@@ -225,3 +225,19 @@ def test_bad_inputs_raise_clear_errors() -> None:
         scratch.maxpool_forward(np.zeros((1, 1, 2, 2)), pool=3)
     with pytest.raises(ValueError, match="cols has shape"):
         scratch.col2im(np.zeros((1, 9, 4)), (1, 1, 5, 5), 3, 3)
+
+
+def test_bound_text_and_the_rounding_tolerance() -> None:
+    assert scratch.bound_text(scratch.ROUNDING_TOLERANCE) == "< 1e-10"
+    assert scratch.bound_text(1e-7) == "< 1e-7" and scratch.bound_text(1.0) == "< 1e0"
+    for bad in (0.0, -1e-10, 2e-10):
+        with pytest.raises(ValueError, match="power of ten"):
+            scratch.bound_text(bad)
+    # the tolerance sits far above rounding and far below a real error, for O(1) values
+    rng = np.random.default_rng(0)
+    x, w, b = rng.normal(size=(2, 3, 8, 8)), rng.normal(size=(4, 3, 3, 3)), rng.normal(size=4)
+    ours, _ = scratch.conv_forward(x, w, b, 1, 1)
+    theirs = F.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), padding=1).numpy()
+    assert np.max(np.abs(ours - theirs)) < 1e-4 * scratch.ROUNDING_TOLERANCE
+    wrong, _ = scratch.conv_forward(x, w[:, :, ::-1, ::-1], b, 1, 1)  # a flipped kernel
+    assert np.max(np.abs(wrong - theirs)) > 1e8 * scratch.ROUNDING_TOLERANCE

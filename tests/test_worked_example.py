@@ -45,6 +45,19 @@ def test_every_printed_number_is_reproduced(results: dict[str, np.ndarray]) -> N
     assert all(matches.values()), matches
 
 
+def test_a_tie_at_the_printed_precision_counts_either_way() -> None:
+    # 0.2450 rounds to 0.24 or 0.25 depending on its last bit (the CPU, the order of the sums):
+    # both must count as "could be printed as 0.25", and so must 0.2549999999999
+    for conv in (0.24499999999999997, 0.245, 0.24500000000000002, 0.2549999999999):
+        assert we.could_print_as([0.25], np.array([conv]), decimals=2), conv
+    assert not we.could_print_as([0.25], np.array([0.2449]), decimals=2)
+    assert not we.could_print_as([0.25], np.array([0.2551]), decimals=2)
+    assert not we.could_print_as([0.25, 0.1], np.array([0.25]), decimals=2)  # shape
+    assert not we.could_print_as([(0.25,), (0.1, 0.2)], np.zeros((2, 2)), decimals=2)  # ragged
+    assert we.could_print_as([0.14417249], np.array([0.144172485]), decimals=8)
+    assert not we.could_print_as([0.14417249], np.array([0.1441724849]), decimals=8)
+
+
 def test_the_public_copy_does_not_reproduce_the_report(inputs: we.Inputs) -> None:
     public = we.Inputs(we.PUBLIC_COPY_X, inputs.kernel, inputs.fc_weights, inputs.fc_bias,
                        inputs.upstream, inputs.lr)
