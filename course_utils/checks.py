@@ -1,7 +1,10 @@
 """The "Checks against the report" table that ends every notebook.
 
 Each row puts the report's printed value beside the value the notebook computed, says whether
-they match and, where they do not, why (dataset, hardware, an error in the report).
+they match and, where they do not, why (dataset, hardware, an error in the report). A match
+that proves nothing, because the computed side was built from the report's number (the
+built-in dataset is drawn at the report's resolution, a layer size was solved from the
+report's parameter total), is labelled "by construction" with the reason, not "yes".
 
     rows = [check_value("params_1_channel", count_parameters(model))]
     show_checks("02_model_and_parameters", rows)   # displays the table, saves JSON in graded runs
@@ -26,6 +29,8 @@ from .paths import run_dir
 from .report import REPORT
 
 UNEXPLAINED = "unexplained difference"
+#: Shown in the table's match column for a row that agrees because it was built to.
+BY_CONSTRUCTION = "by construction"
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,9 @@ class Check:
 
     quantity: what is compared; source: where the report prints it; report / computed: the two
     values as display strings; match: whether they agree at the report's printed precision;
-    why: for a mismatch, the reason ("" when they match).
+    why: for a mismatch, the reason ("" for a plain match; "by construction: <reason>" for a
+    match by construction, so readers of ``match`` and ``why`` alone still see it);
+    by_construction: for a match that holds by construction, the reason ("" otherwise).
     """
 
     quantity: str
@@ -43,6 +50,17 @@ class Check:
     computed: str
     match: bool
     why: str = ""
+    by_construction: str = ""
+
+
+def _verdict(match: bool, why: str | None, by_construction: str | None) -> dict[str, Any]:
+    """match / why / by_construction fields of a row (by_construction only applies to a match)."""
+    if not match:
+        return {"match": False, "why": why or UNEXPLAINED, "by_construction": ""}
+    if by_construction:
+        return {"match": True, "why": f"{BY_CONSTRUCTION}: {by_construction}",
+                "by_construction": by_construction}
+    return {"match": True, "why": "", "by_construction": ""}
 
 
 def format_value(value: Any, decimals: int | None = None) -> str:
@@ -91,11 +109,14 @@ def values_match(report: Any, computed: Any, *, decimals: int | None = None,
 
 
 def check_value(key: str, computed: Any, *, decimals: int | None = None, rtol: float = 0.0,
-                atol: float = 0.0, why: str | None = None, quantity: str | None = None) -> Check:
+                atol: float = 0.0, why: str | None = None, quantity: str | None = None,
+                by_construction: str | None = None) -> Check:
     """Compare ``computed`` with the report's value ``key`` (see ``course_utils.report``).
 
     why: the reason to show if they differ (a known error in the report, another dataset...);
     a difference with no reason is flagged as "unexplained difference".
+    by_construction: if ``computed`` was made from the report's value (so agreeing proves
+    nothing), why; a match is then shown as "by construction" (a difference stays a "no").
     """
     entry = REPORT[key]
     match = values_match(entry.value, computed, decimals=decimals, rtol=rtol, atol=atol)
@@ -104,25 +125,40 @@ def check_value(key: str, computed: Any, *, decimals: int | None = None, rtol: f
         source=entry.source,
         report=format_value(entry.value, decimals),
         computed=format_value(computed, decimals),
-        match=match,
-        why="" if match else (why or UNEXPLAINED),
+        **_verdict(match, why, by_construction),
     )
 
 
 def check_claim(quantity: str, source: str, report: Any, computed: Any, match: bool,
-                why: str | None = None) -> Check:
-    """A row for a claim the report makes in words (e.g. "the first conv layer triples")."""
+                why: str | None = None, by_construction: str | None = None) -> Check:
+    """A row for a claim the report makes in words (e.g. "the first conv layer triples").
+
+    why, by_construction: as for ``check_value``.
+    """
     return Check(quantity=quantity, source=source, report=format_value(report),
-                 computed=format_value(computed), match=bool(match),
-                 why="" if match else (why or UNEXPLAINED))
+                 computed=format_value(computed), **_verdict(bool(match), why, by_construction))
+
+
+def match_label(row: Check | dict[str, Any]) -> str:
+    """A row's verdict as shown: "yes", "no" or "by construction" (a Check or its JSON dict)."""
+    fields = asdict(row) if isinstance(row, Check) else row
+    if fields.get("by_construction"):
+        return BY_CONSTRUCTION
+    return "yes" if fields["match"] else "no"
 
 
 def checks_table(checks: Sequence[Check]) -> pd.DataFrame:
-    """The checks as a DataFrame with columns quantity, source, report, computed, match, why not."""
-    frame = pd.DataFrame([asdict(c) for c in checks],
-                         columns=["quantity", "source", "report", "computed", "match", "why"])
-    frame["match"] = frame["match"].map({True: "yes", False: "no"})
-    return frame.rename(columns={"why": "why not"})
+    """The checks as a DataFrame with columns quantity, source, report, computed, match, why not.
+
+    match is "yes", "no" or "by construction"; "why not" gives the reason for the last two.
+    """
+    rows = [{"quantity": c.quantity, "source": c.source, "report": c.report,
+             "computed": c.computed,
+             "match": match_label(c),
+             "why not": c.by_construction or c.why}
+            for c in checks]
+    return pd.DataFrame(rows, columns=["quantity", "source", "report", "computed", "match",
+                                       "why not"])
 
 
 def save_checks(notebook: str, checks: Iterable[Check]) -> Path | None:

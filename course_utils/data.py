@@ -1,8 +1,10 @@
 """The built-in dataset, loading ImageFolder-style datasets, and inspecting them.
 
-The report trains on a private dataset of 6 classes of 8-bit grayscale images, 800 wide x 947
-high, stored as ``train/<class>/*.png`` and ``test/<class>/*.png``. We cannot ship it, so
-``generate_dataset`` draws a stand-in with the same layout and resolution: six classes of
+The report trains on a private dataset of 6 classes of grayscale images whose resolution it
+gives as "800x947", in ``train/`` and ``test/`` folders. We cannot ship it, so
+``generate_dataset`` draws a stand-in with that layout, one folder per class, 8-bit grayscale
+PNGs 800 wide x 947 high (our reading of "800x947"; the report states neither the order nor the
+bit depth): six classes of
 textures (stripes, checkerboards, blobs, noise) at a random position, scale, contrast and noise
 level, so that a CNN learns them clearly above chance in a few epochs at 64x64 without
 reaching 100% at once.

@@ -1,18 +1,24 @@
 """The report's CNN (Part One, Table 1).
 
 The report gives layer names and feature-map counts but no kernel sizes; its parameter
-counts pin them down (notebook 02 derives this):
+counts pin most of them down (notebook 02 derives this):
 - conv1 is 5x5: going from 1 to 3 input channels adds 36,498,950 - 36,492,550 = 6,400
   = 2 x 128 x 5 x 5 weights;
-- conv2 ... conv5_2 are 3x3 (conv2.weight = 128 x 128 x 3 x 3 = 147,456, as question 4 says);
-- fc1 takes 96 x 54 x 54 = 279,936 inputs, so pool2 leaves 54x54 maps. An adaptive average
-  pool to 54x54 does that for any input size, so the parameter count does not depend on the
-  image size and CPU runs can use small images (64x64) with the very same model.
+- conv2, conv3, conv4_1, conv5_1 and conv5_2 are 3x3 (question 4 lists their weights, e.g.
+  conv2.weight = 128 x 128 x 3 x 3 = 147,456);
+- conv4_2 is 3x3 by our assumption: question 4 gives no count for it;
+- with a 3x3 conv4_2, the 1-channel total leaves fc1 279,936 = 96 x 2,916 inputs. We read
+  2,916 as a square 54x54 map; 36x81 or 27x108 fit the total as well, and other conv4_2
+  kernels give other (non-square) maps: see ``pool2_map_candidates``. An adaptive average
+  pool to 54x54 gives that map for any input size, so the parameter count does not depend
+  on the image size and CPU runs can use small images (64x64) with the very same model.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Sequence
 
 import pandas as pd
 import torch
@@ -20,7 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-#: Spatial size after pool2; fixed by the report's parameter count (fc1 has 96*54*54 inputs).
+#: Spatial size after pool2: our square reading of the report's parameter count (with a 3x3
+#: conv4_2, fc1 has 96 x 2,916 inputs; 2,916 = 54 x 54, see ``pool2_map_candidates``).
 POOL2_SIZE = 54
 #: Smallest square input accepted (pool1 halves it; below this the maps are mostly padding).
 MIN_IMAGE_SIZE = 32
@@ -250,6 +257,65 @@ def flops_per_layer(model: nn.Module, image_size: int = 256,
 def total_flops(model: nn.Module, image_size: int = 256, in_channels: int | None = None) -> int:
     """Total FLOPs per image (see ``flops_per_layer`` for what is counted)."""
     return int(flops_per_layer(model, image_size, in_channels)["flops"].sum())
+
+
+def with_conv_padding(model: nn.Module, padding: int) -> nn.Module:
+    """A copy of ``model`` whose every Conv2d uses ``padding`` (0 = "valid": no padding).
+
+    The report does not state its padding; the FLOP count depends on it (padding changes
+    the map sizes, not the parameters). The original model is left untouched.
+    """
+    if not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"padding must be an integer >= 0, got {padding!r}")
+    other = copy.deepcopy(model)
+    for module in other.modules():
+        if isinstance(module, nn.Conv2d):
+            module.padding = (padding, padding)
+    return other
+
+
+# ---- What the report's total says about fc1's input ------------------------------------------
+
+def factor_pairs(n: int) -> list[tuple[int, int]]:
+    """Every (h, w) with h * w == n and h <= w, by increasing h (the last is the most square)."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    return [(h, n // h) for h in range(1, math.isqrt(n) + 1) if n % h == 0]
+
+
+def pool2_map_candidates(model: ReportCNN, total: int,
+                         kernels: Sequence[int] = (1, 2, 3, 4, 5, 6, 7)) -> pd.DataFrame:
+    """fc1 inputs and pool2 map shapes that a parameter ``total`` allows, per conv4_2 kernel.
+
+    The report pins every kernel except conv4_2's (question 4 gives no count for it), so the
+    total fixes fc1's inputs only once a conv4_2 kernel k x k is chosen:
+    fc1 inputs = (total - every other parameter - conv4_2.weight(k)) / fc1 units.
+    One row per k. Columns: conv4_2 kernel ("3x3"), conv4_2.weight, fc1.weight, fc1 inputs
+    (None when not a whole number), map h*w (fc1 inputs / pool2 channels; None when not a
+    whole number, i.e. no map of the conv5_2 channels fits), shapes (how many h x w with
+    h <= w fit), square (the side if h*w is a perfect square, else None), most square (h x w,
+    "-" when none fits).
+    """
+    conv = model.conv4_2
+    channels = model.conv5_2.out_channels  # the maps pool2 averages, flattened into fc1
+    units = model.fc1.out_features
+    rest = count_parameters(model) - model.fc1.weight.numel() - conv.weight.numel()
+    rows = []
+    for k in kernels:
+        conv_weights = conv.in_channels * conv.out_channels * k * k
+        fc1_weights = total - rest - conv_weights
+        inputs = fc1_weights // units if fc1_weights > 0 and fc1_weights % units == 0 else None
+        area = inputs // channels if inputs is not None and inputs % channels == 0 else None
+        pairs = factor_pairs(area) if area else []
+        side = math.isqrt(area) if area else 0
+        rows.append({"conv4_2 kernel": f"{k}x{k}", "conv4_2.weight": conv_weights,
+                     "fc1.weight": fc1_weights, "fc1 inputs": inputs, "map h*w": area,
+                     "shapes": len(pairs), "square": side if area and side * side == area
+                     else None,
+                     "most square": f"{pairs[-1][0]} x {pairs[-1][1]}" if pairs else "-"})
+    table = pd.DataFrame(rows)
+    # whole numbers with gaps: nullable integers, shown as <NA>, never as floats
+    return table.astype({"fc1 inputs": "Int64", "map h*w": "Int64", "square": "Int64"})
 
 
 # ---- Initialisation ------------------------------------------------------------------------

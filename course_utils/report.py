@@ -28,6 +28,8 @@ class ReportValue:
 
 _VALUES = [
     # ---- Part One: the model and its results -------------------------------------------
+    # The report prints "800x947" only: width first, then height, is our reading (it states
+    # neither the order nor the bit depth).
     ReportValue("image_width", 800, "Part One, Question 1", "The image resolution is 800x947."),
     ReportValue("image_height", 947, "Part One, Question 1", "The image resolution is 800x947."),
     ReportValue("resize_to", 256, "Part One, Question 1",

@@ -55,6 +55,7 @@ import pandas as pd
 import yaml
 
 from .atomic import atomic_write_json, atomic_write_text
+from .checks import BY_CONSTRUCTION, match_label
 from .paths import (
     FIGURES_ENV,
     KEEP_CHECKPOINTS_ENV,
@@ -700,7 +701,7 @@ def summary_frame(results: Sequence[NotebookResult]) -> pd.DataFrame:
             if check is not None:
                 row.update(quantity=check["quantity"], source=check["source"],
                            report=check["report"], computed=check["computed"],
-                           match="yes" if check["match"] else "no")
+                           match=match_label(check))
                 row["why not"] = check.get("why", "")
             rows.append(row)
     columns = ["notebook", "status", "seconds", "device", "failed cell", "error", *CHECK_COLUMNS]
@@ -713,13 +714,15 @@ def summary_markdown(results: Sequence[NotebookResult], run_name: str,
     checks = [(r.notebook, c) for r in results for c in r.checks]
     failed = [r for r in results if r.status != "ok"]
     differ = [c for _, c in checks if not c["match"]]
+    built = [c for _, c in checks if match_label(c) == BY_CONSTRUCTION]
     unexplained = [c for c in differ if c.get("why") == "unexplained difference"]
     given = ", ".join(f"`{k}={v!r}`" for k, v in params.items()) or "none (notebook defaults)"
     lines = [
         f"# Run `{run_name}`", "",
         f"Parameters: {given}", "",
         f"{len(results)} notebooks: {len(results) - len(failed)} ok, {len(failed)} failed. "
-        f"{len(checks)} checks: {len(checks) - len(differ)} match, {len(differ)} differ "
+        f"{len(checks)} checks: {len(checks) - len(differ) - len(built)} match, "
+        f"{len(built)} by construction, {len(differ)} differ "
         f"({len(unexplained)} unexplained).", "",
         "## Notebooks", "",
         markdown_table(["notebook", "status", "seconds", "device", "parameters", "failure"],
@@ -729,7 +732,7 @@ def summary_markdown(results: Sequence[NotebookResult], run_name: str,
         "## Checks against the report", "",
         markdown_table(["notebook", *CHECK_COLUMNS],
                        [[nb, c["quantity"], c["source"], c["report"], c["computed"],
-                         "yes" if c["match"] else "no", c.get("why", "")] for nb, c in checks]),
+                         match_label(c), c.get("why", "")] for nb, c in checks]),
     ]
     return "\n".join(lines)
 

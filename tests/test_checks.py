@@ -77,3 +77,24 @@ def test_report_is_internally_consistent_where_it_should_be():
     # The 1- vs 3-channel difference must be conv1's extra weights: 2 x 128 x 5 x 5.
     assert report.value("params_3_channel") - report.value("params_1_channel") == 2 * 128 * 5 * 5
     assert report.value("params_total_q4") == report.value("params_1_channel")
+
+
+def test_match_by_construction_is_labelled_with_its_reason_and_kept_in_json(tmp_path,
+                                                                           monkeypatch):
+    row = checks.check_value("image_width", 800, by_construction="the generator draws 800")
+    assert row.match and row.by_construction == "the generator draws 800"
+    assert row.why == "by construction: the generator draws 800"  # seen by match/why readers
+    claim = checks.check_claim("c", "Part One", 1, 1, True, by_construction="solved from it")
+    table = checks.checks_table([row, claim, checks.check_value("epochs", 10)])
+    assert table["match"].tolist() == [checks.BY_CONSTRUCTION, checks.BY_CONSTRUCTION, "yes"]
+    assert table["why not"].tolist() == ["the generator draws 800", "solved from it", ""]
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    saved = json.loads(checks.save_checks("00_demo", [row]).read_text())["checks"][0]
+    assert saved["match"] is True and saved["by_construction"] == "the generator draws 800"
+
+
+def test_by_construction_never_hides_a_difference():
+    row = checks.check_value("image_width", 640, why="another dataset",
+                             by_construction="the generator draws 800")
+    assert not row.match and row.by_construction == "" and row.why == "another dataset"
+    assert checks.checks_table([row])["match"].tolist() == ["no"]

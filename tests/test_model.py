@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
@@ -16,14 +17,17 @@ from course_utils.model import (
     ReportCNN,
     batchnorm_table,
     count_parameters,
+    factor_pairs,
     flops_per_layer,
     init_table,
     layer_table,
     parameter_table,
+    pool2_map_candidates,
     report_layer_name,
     table1_rows,
     total_conv_feature_maps,
     total_flops,
+    with_conv_padding,
 )
 from course_utils.report import value
 
@@ -63,10 +67,58 @@ def test_report_per_tensor_counts(model_1: ReportCNN) -> None:
         assert tensors[name].numel() == count, name
 
 
-def test_fc1_input_is_pinned_by_the_total(model_1: ReportCNN) -> None:
+def test_fc1_input_is_pinned_by_the_total_given_a_3x3_conv4_2(model_1: ReportCNN) -> None:
     assert model_1.fc1.in_features == 96 * POOL2_SIZE * POOL2_SIZE == 279_936
     others = count_parameters(model_1) - model_1.fc1.weight.numel()
     assert (value("params_1_channel") - others) / model_1.fc1.out_features == 279_936
+
+
+def test_factor_pairs() -> None:
+    assert factor_pairs(12) == [(1, 12), (2, 6), (3, 4)]
+    assert factor_pairs(2_916)[-1] == (54, 54) and (36, 81) in factor_pairs(2_916)
+    with pytest.raises(ValueError, match="positive integer"):
+        factor_pairs(0)
+
+
+def test_the_total_fits_other_pool2_maps_and_conv4_2_kernels(model_1: ReportCNN) -> None:
+    table = pool2_map_candidates(model_1, value("params_1_channel")).set_index("conv4_2 kernel")
+    # 3x3: 279,936 = 96 x 2,916 inputs, square 54 x 54, but 27 x 108 and 36 x 81 fit too
+    assert table.loc["3x3", "fc1 inputs"] == 279_936 == 96 * 36 * 81 == 96 * 27 * 108
+    assert table.loc["3x3", "square"] == 54 and table.loc["3x3", "shapes"] == 11
+    # other odd kernels: only non-square maps fit; even kernels leave no 96-channel map
+    assert table.loc["5x5", "most square"] == "44 x 66" and 96 * 44 * 66 * 128 == (
+        table.loc["5x5", "fc1.weight"])
+    assert table.loc["7x7", "most square"] == "39 x 74"
+    assert table.loc["1x1", "map h*w"] == 2_922 and pd.isna(table.loc["1x1", "square"])
+    assert all(pd.isna(table.loc[k, "map h*w"]) for k in ("2x2", "4x4", "6x6"))
+    # every row spends the same total
+    rest = count_parameters(model_1) - table.loc["3x3", "fc1.weight"] - 82_944
+    assert (table["fc1.weight"] + table["conv4_2.weight"] + rest
+            == value("params_1_channel")).all()
+
+
+def test_biases_and_batchnorm_affine_are_needed_for_whole_fc1_inputs(model_1: ReportCNN) -> None:
+    # With a 3x3 conv4_2, dropping the conv/FC biases or batch norm's weight and bias leaves
+    # the total no whole number of 96-channel fc1 inputs (notebook 02, "pinned" table).
+    params = dict(model_1.named_parameters())
+    rest = count_parameters(model_1) - model_1.fc1.weight.numel()
+    conv_fc_biases = sum(p.numel() for n, p in params.items()
+                         if n.endswith(".bias") and not n.startswith("bn"))
+    batchnorm = sum(p.numel() for n, p in params.items() if n.startswith("bn"))
+    for dropped in (conv_fc_biases, batchnorm, conv_fc_biases + batchnorm):
+        fc1_weights = value("params_1_channel") - (rest - dropped)
+        assert fc1_weights % (128 * 96) != 0
+
+
+def test_with_conv_padding_copies_and_changes_only_the_maps(model_1: ReportCNN) -> None:
+    valid = with_conv_padding(model_1, 0)
+    assert model_1.conv1.padding == (2, 2) and valid.conv1.padding == (0, 0)
+    assert count_parameters(valid) == count_parameters(model_1)
+    flops = flops_per_layer(valid, image_size=64).set_index("layer")["flops"]
+    assert flops["conv1"] == 2 * 128 * 5 * 5 * 60 * 60  # 64 - 5 + 1 = 60
+    assert flops["conv2"] == 2 * 128 * 128 * 9 * 28 * 28  # pool1: 30, then 30 - 3 + 1 = 28
+    with pytest.raises(ValueError, match="padding"):
+        with_conv_padding(model_1, -1)
 
 
 def test_trainable_only_counts_frozen_parameters_out() -> None:

@@ -252,7 +252,8 @@ def test_broken_results_file_is_named(tmp_path: Path) -> None:
 
 def test_summary_md_and_csv_from_rows(tmp_path: Path) -> None:
     ok_rows = [check_claim("a claim", "Part Two", 1, 1, True),
-               check_claim("a wrong claim", "Part Two", 2, 3, False, why="typo in the report")]
+               check_claim("a wrong claim", "Part Two", 2, 3, False, why="typo in the report"),
+               check_claim("a built claim", "Part One", 4, 4, True, by_construction="drawn so")]
     results = [
         rn.NotebookResult("01_a", "ok", 1.234, device="cuda", parameters={"epochs": 2},
                           checks=[asdict(c) for c in ok_rows]),
@@ -268,13 +269,20 @@ def test_summary_md_and_csv_from_rows(tmp_path: Path) -> None:
         {"notebook": "01_a", "status": "ok", "seconds": "1.2", "device": "cuda",
          "failed cell": "", "error": "", "quantity": "a wrong claim", "source": "Part Two",
          "report": "2", "computed": "3", "match": "no", "why not": "typo in the report"},
+        {"notebook": "01_a", "status": "ok", "seconds": "1.2", "device": "cuda",
+         "failed cell": "", "error": "", "quantity": "a built claim", "source": "Part One",
+         "report": "4", "computed": "4", "match": "by construction",
+         "why not": "by construction: drawn so"},
         {"notebook": "02_b", "status": "failed", "seconds": "0.5", "device": "-",
          "failed cell": "4", "error": "ValueError: bad | input", "quantity": "",
          "source": "", "report": "", "computed": "", "match": "", "why not": ""},
     ]
     md = (tmp_path / "graded" / "summary.md").read_text()
     assert md.startswith("# Run `graded`\n\nParameters: `epochs=2`\n")
-    assert "2 notebooks: 1 ok, 1 failed. 2 checks: 1 match, 1 differ (0 unexplained)." in md
+    assert ("2 notebooks: 1 ok, 1 failed. 3 checks: 1 match, 1 by construction, 1 differ "
+            "(0 unexplained).") in md
+    assert ("| 01_a | a built claim | Part One | 4 | 4 | by construction "
+            "| by construction: drawn so |") in md
     assert "| 01_a | ok | 1.2 | cuda | epochs=2 |  |" in md
     assert "| 02_b | failed | 0.5 | - |  | cell 4 (In [5]): ValueError: bad \\| input |" in md
     assert "| 01_a | a wrong claim | Part Two | 2 | 3 | no | typo in the report |" in md
@@ -403,7 +411,8 @@ def test_summary_of_the_run(graded: SimpleNamespace) -> None:
     assert frame.loc[3, "why not"] == "fixture: epochs = 10 * scale"
     md = (graded.run / "summary.md").read_text()
     assert "Parameters: `scale=3`, `fail=True`" in md
-    assert "3 notebooks: 2 ok, 1 failed. 3 checks: 1 match, 2 differ (1 unexplained)." in md
+    assert ("3 notebooks: 2 ok, 1 failed. 3 checks: 1 match, 0 by construction, 2 differ "
+            "(1 unexplained).") in md
 
 
 def test_html_exported_for_every_notebook(graded: SimpleNamespace) -> None:
