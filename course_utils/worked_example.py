@@ -301,6 +301,19 @@ PRINTED_DECIMALS = {
 }
 
 
+#: The prints that section 2 of notebook 06 recovered the inputs from, and what each gave: their
+#: agreement is partly by construction. The others (conv output, sigmoid delta, FC delta input)
+#: and the conv delta input's last row are independent evidence.
+USED_FOR_RECOVERY = {
+    "sigmoid_output": "the sigmoid outputs were recovered from the FC delta weights",
+    "fc_delta_weights": "used to recover the sigmoid outputs and W",
+    "fc_delta_biases": "used as the upstream gradient dL/dz",
+    "updated_kernel": "used to recover the kernel gradient",
+    "updated_fc_weights": "used to recover W",
+    "updated_fc_biases": "used to recover the learning rate and bias",
+}
+
+
 def forward_backward(inputs: Inputs) -> dict[str, np.ndarray]:
     """One forward and backward pass and SGD step with ``course_utils.scratch``.
 
@@ -552,7 +565,8 @@ def report_checks(results: dict[str, np.ndarray], inputs: Inputs) -> list[Check]
     results: from ``forward_backward``. Every printed matrix is compared at its printed
     decimals; the two garbled prints are compared row by row, and their rows are explained.
     """
-    rows = [check_value(key, results[key], decimals=d) for key, d in PRINTED_DECIMALS.items()]
+    rows = [check_value(key, results[key], decimals=d, by_construction=USED_FOR_RECOVERY.get(key))
+            for key, d in PRINTED_DECIMALS.items()]
 
     pool_printed = value("maxpool_delta_as_printed")
     pool_rows_ok = [_rounded_equal(pool_printed[i], results["maxpool_delta"][i]) for i in (0, 2, 3)]
@@ -578,7 +592,12 @@ def report_checks(results: dict[str, np.ndarray], inputs: Inputs) -> list[Check]
         why=f"heading printed, matrix missing; (K - updated K) / lr agrees to 2e-8: {same}"))
     rows.append(check_claim(
         "conv delta input, rows 1-4", "Part Two, Result", "as printed (8 decimals)",
-        "equal" if dx_rows_ok else "differ", dx_rows_ok))
+        "equal" if dx_rows_ok else "differ", dx_rows_ok,
+        by_construction="used to recover the kernel (least squares)"))
+    rows.append(check_claim(
+        "conv delta input, last row", "Part Two, Result", "as printed (4 entries)",
+        "equal to ours without its first zero" if last_row_ok else "differ", last_row_ok,
+        why="the printed row does not equal ours without its first zero"))
     rows.append(check_claim(
         "max-pool delta, rows 1, 3, 4", "Part Two, Result", "as printed (8 decimals)",
         "equal" if all(pool_rows_ok) else "differ", all(pool_rows_ok)))
