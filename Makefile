@@ -71,7 +71,7 @@ lint: install  ## ruff over the package, tests, notebooks and benchmarks
 	$(VENV)/bin/ruff check course_utils tests notebooks benchmarks
 
 # Speed benchmarks (CPU, several minutes): each prints RATIO lines measured side by side in one run.
-BENCHES ?= bench_pipeline bench_training bench_flops bench_memory bench_conv
+BENCHES ?= bench_pipeline bench_cold bench_decode bench_training bench_flops bench_memory bench_conv
 .PHONY: bench
 bench: data  ## speed benchmarks in benchmarks/ (BENCHES="bench_flops ..." for a subset)
 	for b in $(BENCHES); do $(PY) benchmarks/$$b.py || exit 1; done
@@ -85,3 +85,28 @@ refresh-notebooks: data  ## re-execute notebooks in place (NB=path) to refresh s
 	    --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=1200 \
 	    --ExecutePreprocessor.record_timing=False "$$(basename $$nb)") || exit 1; \
 	done
+
+# Exercises (issue 9). Instructors: `make release` writes dist/student/<notebook>/ (hand it out)
+# and dist/autograder/<notebook>/ (hidden tests: keep it); `make grade SUBMISSIONS=dir` grades
+# every folder or zip in dir into GRADES (grades.csv, feedback/, written/, summary.md).
+# Students: `make submit STUDENT=your-id` zips SUBMIT_NB into submissions/your-id.zip.
+ASSIGNMENT ?= 07_im2col_and_fold
+SUBMISSIONS ?= submissions
+GRADES ?= grades
+GRADE_ARGS ?=
+STUDENT ?=
+SUBMIT_NB ?= dist/student/$(ASSIGNMENT)/$(ASSIGNMENT).ipynb
+.PHONY: release grade submit export
+release: install  ## student and autograder versions of the exercise notebooks, into dist/
+	$(PY) -m course_utils.grading release --out dist
+
+grade: install  ## grade SUBMISSIONS=dir (folders or zips) into GRADES=grades/ (GRADE_ARGS=...)
+	$(PY) -m course_utils.grading grade $(SUBMISSIONS) --assignment $(ASSIGNMENT) \
+	  --out $(GRADES) $(GRADE_ARGS)
+
+submit: install  ## zip your notebook for the grader: make submit STUDENT=your-id [SUBMIT_NB=path]
+	@test -n "$(STUDENT)" || { echo "usage: make submit STUDENT=your-id [SUBMIT_NB=path]"; exit 2; }
+	$(PY) -m course_utils.grading submit $(SUBMIT_NB) --student $(STUDENT) --out $(SUBMISSIONS)
+
+export: install  ## write the package modules from the notebooks' `#| export` cells
+	$(PY) -m course_utils.grading export

@@ -3,11 +3,16 @@
 The report (Part One, Model): "For finding the model's FPS, we run it on the test dataset,
 which contains 6588 images, and we got 59.21 FPS": images per second over the whole test split.
 
-Two measurements of that, side by side:
+Three measurements of that, side by side:
 - model-only: the test images already in memory as float tensors on the device;
-- end-to-end: from the files on disk (each checked against the decoded cache of
-  ``course_utils.cache``, which is read from disk) through the model.
-Both: a warm-up pass first, ``torch.inference_mode``, and a device synchronisation before the
+- cold (``cold_fps``): from the files, every one decoded and resized again, in a DataLoader
+  with N worker processes, through the model: what the report's loop measures. Beside it the
+  same DataLoader without the model (decode-only), the limit when decoding dominates;
+- warm (``warm_fps``): from the files through the decoded cache of ``course_utils.cache``
+  (each file checked against it, pixels read from its memory map), through the model.
+Cold and warm are both "end-to-end" (files to predictions); warm skips the decoding.
+All: every batch shape run once before the clock starts (warm-up: kernel choice, cuDNN
+autotuning, torch.compile), ``torch.inference_mode``, and a device synchronisation before the
 clock stops (CUDA runs asynchronously: without it we would time the launch, not the work).
 
 GFLOPs per image come from ``course_utils.model.total_flops`` (torch.utils.flop_counter);
@@ -19,8 +24,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,13 +102,16 @@ def _timed(run: Callable[[], Any], device: torch.device) -> float:
 def model_only_fps(model: nn.Module, images: torch.Tensor, batch_size: int,
                    device: torch.device | str, *, amp: str | None = None,
                    channels_last: bool = False, warmup_batches: int = 2,
-                   warmup_last: bool = False) -> dict[str, Any]:
+                   warmup_last: bool = True) -> dict[str, Any]:
     """Images per second of the model alone over ``images`` (uint8 (N, C, H, W)).
 
     The images are converted to float on the device before the clock starts.
-    warmup_last: also run the last (smaller) batch before timing; a torch.compile'd model
-    compiles again for each new shape, which must not land inside the timed pass.
-    Returns {"images", "batch_size", "seconds", "fps"}.
+    warmup_last: also run the last (smaller) batch before timing, so that every batch shape
+    of the timed pass has run once, as in ``warm_fps`` and ``cold_fps`` (whose warm-up is a
+    whole pass). A new shape costs cuDNN autotuning (``cudnn.benchmark``) or a torch.compile
+    recompilation on its first call: left inside the timed pass, it made model-only at batch
+    256 slower than the warm path in results/gpu_fps.json (6,588 = 25 x 256 + 188).
+    Returns {"images", "batch_size", "seconds", "fps", "warmed_last"}.
     """
     device = torch.device(device)
     model = prepare_model(model, device, channels_last)
@@ -121,7 +130,7 @@ def model_only_fps(model: nn.Module, images: torch.Tensor, batch_size: int,
     run(warmup)  # first calls pick kernels and allocate buffers
     seconds = _timed(lambda: run(batches), device)
     return {"images": len(x), "batch_size": batch_size, "seconds": seconds,
-            "fps": len(x) / seconds}
+            "fps": len(x) / seconds, "warmed_last": warmup_last}
 
 
 def device_batches(images: torch.Tensor, batch_size: int,
@@ -149,18 +158,20 @@ def device_batches(images: torch.Tensor, batch_size: int,
         yield current
 
 
-def end_to_end_fps(model: nn.Module, data_dir: str | Path | None, image_size: int,
-                   in_channels: int, batch_size: int, device: torch.device | str, *,
-                   split: str = "test", amp: str | None = None, channels_last: bool = False,
-                   cache_dir: str | Path | None = None) -> dict[str, Any]:
-    """Images per second from the files on disk through the model, over one whole split.
+def warm_fps(model: nn.Module, data_dir: str | Path | None, image_size: int,
+             in_channels: int, batch_size: int, device: torch.device | str, *,
+             split: str = "test", amp: str | None = None, channels_last: bool = False,
+             cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """Warm FPS: from the files through the decoded cache and the model, over one whole split.
 
-    Like one epoch of a DataLoader: the file index (``find_images``, which opens every
-    header to validate the dataset) is built once, as a Dataset does when it is created, and
-    timed separately ("index_seconds"). Timed per pass: checking every file's size, time and
-    inode against the decoded cache, reading the cache (a memory map of its pixel file),
-    moving each uint8 batch to the device (``device_batches``), converting it to float, the
-    model. An untimed first pass warms up the model and builds the cache if needed.
+    "Warm": the pixels come from ``course_utils.cache`` (decoded once, earlier), so nothing
+    is decoded in the timed pass; ``cold_fps`` decodes every file. Like one epoch of a
+    DataLoader: the file index (``find_images``, which opens every header to validate the
+    dataset) is built once, as a Dataset does when it is created, and timed separately
+    ("index_seconds"). Timed per pass: checking every file's size, time and inode against
+    the decoded cache, reading the cache (a memory map of its pixel file), moving each uint8
+    batch to the device (``device_batches``), converting it to float, the model. An untimed
+    first pass warms up the model (every batch shape) and builds the cache if needed.
     Files that do not decode are left out ("images" counts the others), named in one
     DatasetWarning from the first pass; they are tried again (and fail) in the timed pass.
     Returns {"images", "batch_size", "seconds", "fps", "index_seconds"}.
@@ -187,6 +198,196 @@ def end_to_end_fps(model: nn.Module, data_dir: str | Path | None, image_size: in
     seconds = _timed(run, device)
     return {"images": count, "batch_size": batch_size, "seconds": seconds,
             "fps": count / seconds, "index_seconds": index_seconds}
+
+
+#: The former name of ``warm_fps`` (it was labelled "end-to-end" before the cold path existed).
+end_to_end_fps = warm_fps
+
+
+# ---- the cold path: every file decoded and resized, in a DataLoader ---------------------------
+
+#: Images per DataLoader item on the cold path (see ``rebatch``): small enough that the workers
+#: share the last images evenly, large enough that per-item overhead stays small.
+CHUNK_SIZE = 16
+
+
+def default_workers() -> int:
+    """DataLoader worker processes for the cold path: the CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class FileImages(torch.utils.data.Dataset):
+    """Image files decoded and resized when read: the cold path's dataset.
+
+    Item i: ``course_utils.data.load_image`` of file i as a uint8 tensor (in_channels,
+    image_size, image_size): the same pixels as the decoded cache. Pillow decodes, converts
+    to "L" and resizes; ``benchmarks/bench_decode.py`` times the alternatives (torchvision's
+    ``decode_png`` / ``decode_image``, torch's antialiased resize, Pillow's ``reducing_gap``):
+    on the 2-core test machine none whose pixels stay within 1 grey level was faster by more
+    than the noise of the run, and torchvision 0.29 deprecates its decoders. A file that does
+    not decode gives its (path, reason) instead (``ReadableBatch`` leaves it out of the batch).
+    """
+
+    def __init__(self, paths: Sequence[str | Path], image_size: int, in_channels: int) -> None:
+        from .data import _check_load_params
+
+        _check_load_params(image_size, in_channels)
+        self.paths = [os.fspath(path) for path in paths]
+        self.image_size, self.in_channels = image_size, in_channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor | tuple[Path, str]:
+        from .data import UnreadableImageError, load_image
+
+        try:
+            return torch.from_numpy(load_image(self.paths[i], self.image_size,
+                                               self.in_channels))
+        except UnreadableImageError as error:
+            return error.path, error.reason
+
+
+class ReadableBatch:
+    """collate_fn for ``FileImages``: (uint8 (B, C, S, S) of the readable items, list of
+    (path, reason) of the others). shape: (C, S, S), for a batch with no readable item."""
+
+    def __init__(self, shape: tuple[int, int, int]) -> None:
+        self.shape = shape
+
+    def __call__(self, items: Sequence[Any]) -> tuple[torch.Tensor, list[tuple[Path, str]]]:
+        images = [item for item in items if isinstance(item, torch.Tensor)]
+        skipped = [tuple(item) for item in items if not isinstance(item, torch.Tensor)]
+        if not images:
+            return torch.empty((0, *self.shape), dtype=torch.uint8), skipped
+        return torch.stack(images), skipped
+
+
+def file_loader(paths: Sequence[str | Path], image_size: int, in_channels: int, *,
+                chunk_size: int = CHUNK_SIZE, workers: int | None = None,
+                device: torch.device | str = "cpu") -> torch.utils.data.DataLoader:
+    """A DataLoader decoding ``paths`` in order, ``chunk_size`` images per item, in ``workers``
+    processes (None: ``default_workers()``; 0: in this process).
+
+    Items: (uint8 (B, C, S, S), [(path, reason) of files that did not decode]). Workers stay
+    alive between passes (persistent_workers), as in a training loop's later epochs; on CUDA
+    the chunks arrive in pinned memory (pin_memory) for an asynchronous copy.
+    """
+    workers = default_workers() if workers is None else workers
+    if chunk_size < 1 or workers < 0:
+        raise ValueError(f"chunk_size must be >= 1 and workers >= 0, got {chunk_size}, {workers}")
+    return torch.utils.data.DataLoader(
+        FileImages(paths, image_size, in_channels), batch_size=chunk_size, shuffle=False,
+        num_workers=workers, collate_fn=ReadableBatch((in_channels, image_size, image_size)),
+        pin_memory=torch.device(device).type == "cuda", persistent_workers=workers > 0)
+
+
+def rebatch(chunks: Iterable[tuple[torch.Tensor, list]], batch_size: int,
+            device: torch.device | str, skipped: list[tuple[Path, str]]
+            ) -> Iterator[torch.Tensor]:
+    """Batches of ``batch_size`` uint8 images on ``device`` (the last may be smaller), joined
+    from the chunks of ``file_loader``.
+
+    Each chunk goes to the device as it arrives (non_blocking: from pinned memory on CUDA); a
+    batch is joined there. Why chunks: a DataLoader hands each worker a whole item, so with
+    items of 256 images the last few workers decode alone at the end of the pass while the
+    others wait; with small chunks every worker stays busy to the end, and the model still
+    sees ``batch_size``. Files that did not decode are appended to ``skipped``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = torch.device(device)
+    pending: list[torch.Tensor] = []
+    count = 0
+    for chunk, bad in chunks:
+        skipped += bad
+        if len(chunk):
+            pending.append(chunk.to(device, non_blocking=True))
+            count += len(chunk)
+        while count >= batch_size:
+            joined = torch.cat(pending) if len(pending) > 1 else pending[0]
+            yield joined[:batch_size]
+            pending = [joined[batch_size:]] if count > batch_size else []
+            count -= batch_size
+    if count:
+        yield torch.cat(pending) if len(pending) > 1 else pending[0]
+
+
+def cold_fps(model: nn.Module, data_dir: str | Path | None, image_size: int, in_channels: int,
+             batch_size: int, device: torch.device | str, *, split: str = "test",
+             workers: int | None = None, chunk_size: int | None = None,
+             amp: str | None = None, channels_last: bool = False, repeats: int = 1,
+             warn: bool = True) -> dict[str, Any]:
+    """Cold FPS: every file of a split decoded and resized again, through the model.
+
+    What the report's loop measures if it read the test set from disk: a DataLoader
+    (``file_loader``: ``workers`` processes, each decoding chunks of ``chunk_size`` images with
+    ``load_image``; None: ``min(batch_size, CHUNK_SIZE)``) whose chunks are joined into
+    batches of ``batch_size`` on the device (``rebatch``), converted to float, the model.
+    Beside it, timed on the same workers: decode-only, the same DataLoader without the model,
+    the limit when decoding dominates; "cold_over_decode_only" = cold / decode-only FPS.
+    The file index (``find_images``) is built once, timed apart ("index_seconds"); an untimed
+    decode-only pass starts the workers, then every batch shape runs through the model once.
+    The files are then in the operating system's page cache: cold means decoded again, not
+    read from a cold disk. repeats: decode-only and cold passes alternate this many times;
+    the medians are kept.
+    Files that do not decode are left out ("images" counts the others; "skipped" the rest),
+    named in one DatasetWarning from the first pass (warn=False: not warned).
+    Returns {"images", "batch_size", "workers", "chunk_size", "seconds", "fps",
+    "decode_only_seconds", "decode_only_fps", "cold_over_decode_only", "index_seconds",
+    "skipped"}.
+    """
+    from .data import check_split_readable, find_images, warn_unreadable
+
+    if int(repeats) < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    device = torch.device(device)
+    workers = default_workers() if workers is None else workers
+    chunk_size = chunk_size or min(batch_size, CHUNK_SIZE)
+    model = prepare_model(model, device, channels_last)
+    start = time.perf_counter()
+    index = find_images(data_dir)
+    index_seconds = time.perf_counter() - start
+    paths = [path for path, _ in index.files[split]]
+    loader = file_loader(paths, image_size, in_channels, chunk_size=chunk_size,
+                         workers=workers, device=device)
+
+    @torch.inference_mode()
+    def run() -> None:
+        with _autocast(device, amp):
+            for batch in rebatch(loader, batch_size, device, []):
+                model(to_model_input(batch, device, channels_last))
+
+    def decode_only() -> None:
+        for _ in loader:
+            pass
+
+    # Warm-up, untimed: a decode-only pass starts the workers and finds the files that do not
+    # decode; then each batch shape the timed passes will see runs through the model once
+    # (kernel choice, cuDNN autotuning, torch.compile), on zeros: cheaper than a whole pass.
+    skipped = [item for _, bad in loader for item in bad]
+    check_split_readable(index.root, split, len(paths), skipped)
+    count = len(paths) - len(skipped)
+    shapes = {min(batch_size, count), count % batch_size} - {0}
+    with torch.inference_mode(), _autocast(device, amp):
+        for size in sorted(shapes):
+            zeros = torch.zeros((size, in_channels, image_size, image_size), dtype=torch.uint8)
+            model(to_model_input(zeros, device, channels_last))
+    if warn:
+        warn_unreadable(index.root, skipped)
+    decode_times, cold_times = [], []
+    for _ in range(int(repeats)):
+        decode_times.append(_timed(decode_only, device))
+        cold_times.append(_timed(run, device))
+    seconds, decode_seconds = float(np.median(cold_times)), float(np.median(decode_times))
+    return {"images": count, "batch_size": batch_size, "workers": workers,
+            "chunk_size": chunk_size, "seconds": seconds, "fps": count / seconds,
+            "decode_only_seconds": decode_seconds, "decode_only_fps": count / decode_seconds,
+            "cold_over_decode_only": decode_seconds / seconds,
+            "index_seconds": index_seconds, "skipped": len(skipped)}
 
 
 def fps_sweep(model: nn.Module, images: torch.Tensor, batch_sizes: Sequence[int],
@@ -311,33 +512,138 @@ def load_gpu_result(path: str | Path = GPU_RESULT) -> dict[str, Any] | None:
                          "benchmarks/gpu_check.sh or delete the file") from None
 
 
+def run_label(record: dict[str, Any], name: str) -> str:
+    """The precision label of run ``name`` of a GPU result, saying TF32 where it was TF32.
+
+    Runs written since the TF32 / fp32 split carry "precision" and are named by it ("tf32",
+    "fp32": TF32 off, "bf16"). In older results the run "fp32" (amp None) ran its
+    convolutions in TF32 whenever the record's "tf32" settings say cuDNN could
+    (``cudnn_conv`` true, PyTorch's default): it is labelled "TF32 (stored as fp32)".
+    """
+    run = record["runs"][name]
+    if "precision" in run or run.get("amp") is not None or "fp32" not in name:
+        return name
+    if record.get("tf32", {}).get("cudnn_conv"):
+        return name.replace("fp32", "TF32") + " (stored as fp32)"
+    return name
+
+
+def run_path(run: dict[str, Any], path: str) -> dict[str, Any] | None:
+    """The "warm" or "cold" measurement of a GPU run; older results stored warm as
+    "end_to_end" (read here as warm). None when the run has no such measurement."""
+    if path == "warm":
+        return run.get("warm") or run.get("end_to_end")
+    if path == "cold":
+        return run.get("cold")
+    raise ValueError(f"path must be 'warm' or 'cold', got {path!r}")
+
+
 def gpu_summary(record: dict[str, Any]) -> pd.DataFrame:
-    """One row per precision of a GPU result: device, best model-only FPS, end-to-end FPS."""
+    """One row per run of a GPU result: precision (TF32 where it was: ``run_label``), device,
+    best model-only FPS, cold FPS (files decoded; NaN where not measured) with decode-only FPS
+    and their ratio, warm FPS (decoded cache), and cold and warm as multiples of the report."""
     environment = record["environment"]
+    report_fps = record["report"]["fps"]
     rows = []
-    for precision, run in record["runs"].items():
+    for name, run in record["runs"].items():
         best = max(run["model_only"], key=lambda row: row["fps"])
-        rows.append({"precision": precision,
+        warm, cold = run_path(run, "warm"), run_path(run, "cold")
+        nan = float("nan")
+        rows.append({"precision": run_label(record, name),
                      "device": environment.get("gpu", environment["device"]),
                      "image_size": record["image_size"], "test_images": record["test_images"],
-                     "model_only_fps": round(best["fps"], 1),
-                     "at_batch": best["batch_size"],
-                     "end_to_end_fps": round(run["end_to_end"]["fps"], 1),
-                     "end_to_end_batch": run["end_to_end"]["batch_size"],
-                     "x_report": round(run["end_to_end"]["fps"] / record["report"]["fps"], 1)})
+                     "model_only_fps": round(best["fps"], 1), "at_batch": best["batch_size"],
+                     "cold_fps": round(cold["fps"], 1) if cold else nan,
+                     "decode_only_fps": round(cold["decode_only_fps"], 1) if cold else nan,
+                     "cold/decode": round(cold["cold_over_decode_only"], 3) if cold else nan,
+                     "warm_fps": round(warm["fps"], 1), "batch": warm["batch_size"],
+                     "x_report_cold": round(cold["fps"] / report_fps, 1) if cold else nan,
+                     "x_report_warm": round(warm["fps"] / report_fps, 1)})
     return pd.DataFrame(rows)
 
 
-def plot_fps_vs_batch(model_only: Sequence[dict], end_to_end: Sequence[dict],
-                      report_fps: float) -> Figure:
-    """FPS against batch size (log 2 axis): model-only line, end-to-end points, the report."""
+def end_to_end_table(model_only: Sequence[dict], cold: Sequence[dict],
+                     warm: Sequence[dict]) -> pd.DataFrame:
+    """One row per batch size measured end to end: decode-only, cold, warm and model-only FPS
+    (model-only: NaN where the sweep skipped that batch size) and their ratios."""
+    by_batch = {r["batch_size"]: r["fps"] for r in model_only}
+    cold_by_batch = {r["batch_size"]: r for r in cold}
+    rows = []
+    for row in warm:
+        batch = row["batch_size"]
+        c = cold_by_batch.get(batch, {})
+        model = by_batch.get(batch, float("nan"))
+        rows.append({"batch_size": batch, "images": row["images"],
+                     "decode_only_fps": c.get("decode_only_fps", float("nan")),
+                     "cold_fps": c.get("fps", float("nan")), "warm_fps": row["fps"],
+                     "model_only_fps": model,
+                     "cold/decode-only": c.get("cold_over_decode_only", float("nan")),
+                     "cold/model-only": c.get("fps", float("nan")) / model,
+                     "warm/model-only": row["fps"] / model})
+    return pd.DataFrame(rows)
+
+
+def cold_verdict(cold: dict, model_only_fps: float, target: float = 0.9) -> str:
+    """What one cold measurement says, in words computed from its numbers.
+
+    Names the slower stage (decode-only against model-only FPS) and whether cold reached
+    ``target`` of it: the words follow the numbers of the run, never the other way round.
+    """
+    decode, ratio = cold["decode_only_fps"], cold["cold_over_decode_only"]
+    head = (f"batch {cold['batch_size']}, {cold['workers']} worker(s): decode-only "
+            f"{decode:.1f} FPS, model-only {model_only_fps:.1f} FPS, cold {cold['fps']:.1f} FPS")
+    if decode <= model_only_fps:
+        reached = "reaches" if ratio >= target else "stays below"
+        return (f"{head}. Decoding is the slower stage here; cold / decode-only = {ratio:.3f} "
+                f"{reached} the target {target}: the model "
+                f"{'hides' if ratio >= target else 'does not fully hide'} behind decoding.")
+    share = cold["fps"] / model_only_fps
+    why = ("below 1: the workers decode on the cores the model needs" if share < 1 else
+           "not below 1: cold and model-only ran at different moments, and on a shared "
+           "machine the difference is noise")
+    return (f"{head}. The model is the slower stage here, so cold / decode-only "
+            f"({ratio:.3f}) is not the measure; cold / model-only = {share:.3f} ({why}).")
+
+
+def warm_gap_table(record: dict[str, Any]) -> pd.DataFrame:
+    """Per run of a GPU result: warm FPS against model-only FPS at the warm batch size, the
+    size of the split's last batch, and whether model-only ran that shape before timing.
+
+    Results written before ``model_only_fps`` warmed up every shape (no "warmed_last" in the
+    rows) warmed the last batch only for the variants (gpu_check.py passed warmup_last=True
+    for torch.compile), not for the plain runs.
+    """
+    rows = []
+    for name, run in record["runs"].items():
+        warm = run_path(run, "warm")
+        same = [r for r in run["model_only"] if r["batch_size"] == warm["batch_size"]]
+        if not same:
+            continue
+        model = same[0]
+        last = model["images"] % model["batch_size"] or model["batch_size"]
+        warmed = model.get("warmed_last", run.get("variant", "plain") != "plain")
+        rows.append({"run": run_label(record, name), "batch_size": model["batch_size"],
+                     "last_batch": last, "last_shape_warmed_up": bool(warmed),
+                     "model_only_s": round(model["seconds"], 3),
+                     "warm_s": round(warm["seconds"], 3),
+                     "model_only_fps": round(model["fps"], 1), "warm_fps": round(warm["fps"], 1),
+                     "warm/model-only": round(warm["fps"] / model["fps"], 3)})
+    return pd.DataFrame(rows)
+
+
+def plot_fps_vs_batch(model_only: Sequence[dict], warm: Sequence[dict], report_fps: float,
+                      cold: Sequence[dict] = ()) -> Figure:
+    """FPS against batch size (log 2 axis): model-only line, cold and warm points, the report."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots()
     ax.plot([r["batch_size"] for r in model_only], [r["fps"] for r in model_only], "o-",
             label="model-only (tensors in memory)")
-    ax.plot([r["batch_size"] for r in end_to_end], [r["fps"] for r in end_to_end], "s",
-            markersize=9, label="end-to-end (files -> cache -> model)")
+    if cold:
+        ax.plot([r["batch_size"] for r in cold], [r["fps"] for r in cold], "^",
+                markersize=9, label="cold (files decoded -> model)")
+    ax.plot([r["batch_size"] for r in warm], [r["fps"] for r in warm], "s",
+            markersize=9, label="warm (files -> decoded cache -> model)")
     ax.axhline(report_fps, color="gray", linestyle=":", label=f"report: {report_fps} FPS")
     ax.set_xscale("log", base=2)
     ax.set_xticks([r["batch_size"] for r in model_only],
@@ -347,19 +653,29 @@ def plot_fps_vs_batch(model_only: Sequence[dict], end_to_end: Sequence[dict],
     return fig
 
 
-def plot_end_to_end_vs_model(model_only: Sequence[dict], end_to_end: Sequence[dict]) -> Figure:
-    """Bars: end-to-end against model-only FPS at the batch sizes measured both ways."""
+def plot_end_to_end_vs_model(model_only: Sequence[dict], warm: Sequence[dict],
+                             cold: Sequence[dict] = ()) -> Figure:
+    """Bars per batch size measured end to end: model-only, decode-only, cold and warm FPS."""
     import matplotlib.pyplot as plt
 
     by_batch = {r["batch_size"]: r["fps"] for r in model_only}
-    shared = [r for r in end_to_end if r["batch_size"] in by_batch]
+    cold_by_batch = {r["batch_size"]: r for r in cold}
+    shared = [r for r in warm if r["batch_size"] in by_batch]
+    series = [("model-only", [by_batch[r["batch_size"]] for r in shared])]
+    if cold:
+        series += [("decode-only (no model)",
+                    [cold_by_batch[r["batch_size"]]["decode_only_fps"]
+                     if r["batch_size"] in cold_by_batch else 0 for r in shared]),
+                   ("cold", [cold_by_batch[r["batch_size"]]["fps"]
+                             if r["batch_size"] in cold_by_batch else 0 for r in shared])]
+    series.append(("warm", [r["fps"] for r in shared]))
     positions = np.arange(len(shared))
+    width = 0.8 / len(series)
     fig, ax = plt.subplots()
-    ax.bar(positions - 0.2, [by_batch[r["batch_size"]] for r in shared], 0.4,
-           label="model-only")
-    ax.bar(positions + 0.2, [r["fps"] for r in shared], 0.4, label="end-to-end")
+    for number, (label, values) in enumerate(series):
+        ax.bar(positions + (number - (len(series) - 1) / 2) * width, values, width, label=label)
     ax.set_xticks(positions, [f"batch {r['batch_size']}" for r in shared])
-    ax.set(ylabel="images per second", title="End-to-end against model-only")
+    ax.set(ylabel="images per second", title="Cold and warm against model-only")
     ax.legend()
     return fig
 

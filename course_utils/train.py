@@ -21,8 +21,9 @@ import math
 import os
 import platform
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,9 @@ class TrainConfig:
     """Everything that defines a training run (saved in checkpoints and result JSON).
 
     data_dir: an ImageFolder-style dataset (None: the built-in one); subset: at most this
-    many images per split (None: all); amp: None (fp32) or "bf16" (autocast, CUDA and CPU);
+    many images per class in each split (None: all); warmup_epochs: raise the learning rate
+    linearly from lr / steps to lr over this many epochs (0: none; see ``warmup_lr``);
+    amp: None (fp32) or "bf16" (autocast, CUDA and CPU);
     channels_last / fused_adam: speed options that do not change the maths (see notebook 04).
     """
 
@@ -54,6 +57,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-2
     weight_decay: float = 1e-4
+    warmup_epochs: int = 0
     in_channels: int = 1
     device: str = "auto"
     seed: int = 0
@@ -70,9 +74,16 @@ class TrainConfig:
 #: and 1e-3 leave the 36-million-parameter model at chance, 1e-4 learns. Batch 8 gives 4x the
 #: steps of batch 32 for about the same time per epoch on a CPU.
 #: "report": the report's configuration (256x256, 10 epochs, the whole dataset, lr 1e-2).
+#: "report_lower_lr": the report's configuration with the one change that makes it learn: a
+#: 100x lower learning rate. At lr 1e-2 (and 1e-3) the first Adam steps move every fc1 output
+#: by about lr x 279,936 x mean |input| (hundreds at 1e-2), the conv features behind fc1 die
+#: and the model predicts one class (notebook 03, "The report's size"; results/*_train_curves.json,
+#: written by benchmarks/train_report_size.py, where a warm-up to 1e-2 was measured too).
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"image_size": 64, "epochs": 2, "subset": None, "batch_size": 8, "lr": 1e-4},
     "report": {"image_size": 256, "epochs": 10, "subset": None, "batch_size": 32, "lr": 1e-2},
+    "report_lower_lr": {"image_size": 256, "epochs": 10, "subset": None, "batch_size": 32,
+                        "lr": 1e-4},
 }
 
 AMP_CHOICES = (None, "bf16")
@@ -107,6 +118,8 @@ def validate_config(config: TrainConfig) -> None:
         raise ValueError(f"lr must be a positive number, got {config.lr}")
     if config.weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {config.weight_decay}")
+    if int(config.warmup_epochs) < 0:
+        raise ValueError(f"warmup_epochs must be >= 0 (0: no warm-up), got {config.warmup_epochs}")
     if config.subset is not None and config.subset < 1:
         raise ValueError(f"subset must be None (all images) or >= 1, got {config.subset}")
     if config.amp not in AMP_CHOICES:
@@ -266,17 +279,36 @@ def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return loss.detach()
 
 
+def warmup_lr(lr: float, step: int, warmup_steps: int) -> float:
+    """Learning rate of optimiser step ``step`` (0-based, over the whole run) under a linear
+    warm-up: lr * (step + 1) / warmup_steps for the first ``warmup_steps`` steps, then lr."""
+    if warmup_steps <= 0:
+        return lr
+    return lr * min(1.0, (step + 1) / warmup_steps)
+
+
+def _warmup_at(lr: float, first_step: int, warmup_steps: int, i: int) -> float:
+    """``warmup_lr`` for step i of an epoch that starts at global step ``first_step``."""
+    return warmup_lr(lr, first_step + i, warmup_steps)
+
+
 def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer,
                     device: torch.device, *, channels_last: bool = False,
                     amp: str | None = None, progress: bool = False,
-                    desc: str = "train") -> float:
-    """One pass over ``batches`` (uint8 images (B, C, H, W), labels (B,)); mean train loss."""
+                    desc: str = "train", lr_at: Callable[[int], float] | None = None) -> float:
+    """One pass over ``batches`` (uint8 images (B, C, H, W), labels (B,)); mean train loss.
+
+    lr_at: if given, the learning rate of this epoch's step i is ``lr_at(i)`` (a warm-up).
+    """
     model.train()
     loss_fn = make_loss()
     count = 0
     # Keep the running loss on the device: .item() every step would force a sync.
     running = torch.zeros((), device=device)
-    for images, labels in _progress(batches, len(batches), desc, progress):
+    for i, (images, labels) in enumerate(_progress(batches, len(batches), desc, progress)):
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(i)
         loss = train_step(model, images, labels, optimizer, loss_fn, device,
                           channels_last=channels_last, amp=amp)
         running += loss.float() * len(labels)
@@ -351,8 +383,10 @@ RESUMABLE_CHANGES = {"epochs", "progress", "device"}
 def _check_same_run(saved: dict[str, Any], config: TrainConfig, path: str | Path) -> None:
     """Resuming with other settings would silently mix two runs: refuse, naming them."""
     current = asdict(config)
+    # A field added since the checkpoint was written counts as its default (e.g. warmup_epochs).
+    defaults = asdict(TrainConfig())
     changed = sorted(k for k in current if k not in RESUMABLE_CHANGES
-                     and saved.get(k) != current[k])
+                     and saved.get(k, defaults[k]) != current[k])
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
         raise ValueError(f"checkpoint {path} was written with other settings ({details}); "
@@ -379,12 +413,15 @@ class History:
 
 def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable, config: TrainConfig,
         *, checkpoint_path: str | Path | None = None, resume: bool = False,
-        stop_after: int | None = None) -> History:
+        stop_after: int | None = None,
+        on_epoch: Callable[[nn.Module, History], None] | None = None) -> History:
     """Train ``model`` for ``config.epochs`` epochs, evaluating on the test batches each epoch.
 
     checkpoint_path: where to write a checkpoint after every epoch (atomically; None: none);
     resume: continue from that checkpoint (its epochs are not re-run);
-    stop_after: stop after this many epochs of *this call* (simulates an interruption).
+    stop_after: stop after this many epochs of *this call* (simulates an interruption);
+    on_epoch: called as ``on_epoch(model, history)`` after each epoch's evaluation (e.g. to
+    count that epoch's predictions per class); it must not change the model.
     """
     device = select_device(config.device)
     if config.amp == "bf16" and device.type == "mps":
@@ -408,10 +445,14 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable, confi
             break
         torch.manual_seed(config.seed + epoch)  # shuffling + dropout of this epoch
         started = time.perf_counter()
+        lr_at = None
+        if config.warmup_epochs:  # the step count is global, so a resumed run continues it
+            steps = len(train_batches)
+            lr_at = partial(_warmup_at, config.lr, epoch * steps, config.warmup_epochs * steps)
         train_loss = train_one_epoch(
             model, train_batches, optimizer, device, channels_last=config.channels_last,
             amp=config.amp, progress=config.progress,
-            desc=f"epoch {epoch + 1}/{config.epochs}")
+            desc=f"epoch {epoch + 1}/{config.epochs}", lr_at=lr_at)
         pred, true, test_loss = predict(model, test_batches, device,
                                         channels_last=config.channels_last, amp=config.amp)
         history.epochs.append({
@@ -419,6 +460,8 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable, confi
             "test_accuracy": float((pred == true).mean()) if len(true) else float("nan"),
             "seconds": time.perf_counter() - started})
         history.predictions, history.labels = pred, true
+        if on_epoch is not None:
+            on_epoch(model, history)
         if checkpoint_path is not None:
             save_checkpoint(checkpoint_path, model, optimizer, epoch + 1, history.epochs, config)
     if history.predictions is None and history.epochs:  # resumed after the last epoch
@@ -518,12 +561,18 @@ def train_steps(model: nn.Module, batches: Iterable, optimizer: torch.optim.Opti
 
 @dataclass
 class StepRun:
-    """One learning rate's short run: per-step train losses, then the test loss and accuracy."""
+    """One learning rate's short run: per-step train losses, then the test loss and accuracy,
+    the test predictions counted per class, and the fractions of exact zeros entering fc1 (dead
+    conv features) and fc2 (dead fc1 outputs) on the test split, in eval mode (None for a
+    model without ``fc1`` / ``fc2``)."""
 
     lr: float
     step_losses: list[float]
     test_loss: float
     test_accuracy: float
+    predicted_per_class: list[int] = field(default_factory=list)
+    fc1_input_zero_fraction: float | None = None
+    fc2_input_zero_fraction: float | None = None
 
 
 def compare_learning_rates(make_model: Any, train_batches: Iterable, test_batches: Iterable,
@@ -545,9 +594,15 @@ def compare_learning_rates(make_model: Any, train_batches: Iterable, test_batche
         torch.manual_seed(config.seed)  # same batches (and dropout) for every lr
         losses = train_steps(model, train_batches, optimizer, device, int(steps),
                              channels_last=config.channels_last)
-        pred, true, test_loss = predict(model, test_batches, device,
-                                        channels_last=config.channels_last)
-        runs.append(StepRun(float(lr), losses, test_loss, float((pred == true).mean())))
+        fc1, fc2 = getattr(model, "fc1", None), getattr(model, "fc2", None)
+        with ZeroCounter(fc1) as zeros1, ZeroCounter(fc2) as zeros2:
+            pred, true, test_loss = predict(model, test_batches, device,
+                                            channels_last=config.channels_last)
+        counts = prediction_counts(pred, getattr(model, "num_classes", None) or
+                                   int(max(pred.max(initial=0), true.max(initial=0))) + 1)
+        runs.append(StepRun(float(lr), losses, test_loss, float((pred == true).mean()),
+                            counts, zeros1.fraction if fc1 is not None else None,
+                            zeros2.fraction if fc2 is not None else None))
     return runs
 
 
@@ -571,6 +626,335 @@ def plot_step_losses(runs: list[StepRun]) -> Figure:
     ax.set(xlabel="optimiser step", ylabel="train loss of the batch (log scale)", yscale="log",
            title="Same model, data and seed; only the learning rate differs")
     ax.legend()
+    return fig
+
+
+# ---- why a large lr collapses the model (notebook 03, "The report's size") ---------------------
+
+def prediction_counts(pred: np.ndarray, num_classes: int) -> list[int]:
+    """How many test images were predicted as each class: a list of ``num_classes`` ints."""
+    return np.bincount(np.asarray(pred, dtype=np.int64), minlength=num_classes).tolist()
+
+
+class ZeroCounter:
+    """Counts the exact zeros in the input of ``module`` while active (a forward pre-hook).
+
+    Used on fc1: its input is ReLU -> pool2 -> dropout, so a zero there means every ReLU
+    output in that pooling window was zero; on fc2: a zero there is a dead fc1 output (its
+    ReLU gave 0). eval_only: count only forward passes in eval mode
+    (``predict``), not training steps. ``module=None`` counts nothing (fraction: nan).
+
+        with ZeroCounter(model.fc1) as zeros:
+            predict(model, test_batches, device)
+        zeros.fraction
+    """
+
+    def __init__(self, module: nn.Module | None, eval_only: bool = True) -> None:
+        self.module = module
+        self.eval_only = eval_only
+        self.zeros = 0
+        self.total = 0
+        self._handle = None
+
+    def _hook(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        if self.eval_only and module.training:
+            return
+        x = args[0]
+        self.zeros += int((x == 0).sum())
+        self.total += x.numel()
+
+    def __enter__(self) -> ZeroCounter:
+        if self.module is not None:
+            self._handle = self.module.register_forward_pre_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    def reset(self) -> None:
+        """Start counting again (e.g. at the next epoch)."""
+        self.zeros = self.total = 0
+
+    @property
+    def fraction(self) -> float:
+        """Zeros / entries seen since the last reset (nan if none seen)."""
+        return self.zeros / self.total if self.total else float("nan")
+
+
+@dataclass
+class FirstStep:
+    """What one Adam step at ``lr`` does to fc1 on one batch (see ``first_step_moves``).
+
+    All "mean" values average over the batch's images and fc1's outputs (or inputs).
+    estimate = lr * fc1_fan_in * fc1_input_mean_abs: Adam's first step moves every weight by
+    about lr (whatever its gradient's size), so fc1's outputs move by up to lr * sum |input|.
+    """
+
+    lr: float
+    fc1_fan_in: int
+    fc1_input_mean_abs: float     # mean |x| entering fc1, before the step
+    estimate: float               # lr * fan-in * mean |x|
+    fc1_output_mean_abs: float    # mean |z| of fc1's outputs before the step (their scale)
+    fc1_output_move: float        # mean |z_after - z_before| (the whole step: every layer)
+    fc1_output_move_max: float    # largest |z_after - z_before|
+    fc1_weight_move: float        # mean |dW x + db|: the part from fc1's own weights
+    loss_before: float            # the batch's loss before and after the step
+    loss_after: float
+
+
+def _fc1_probe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+               device: torch.device, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor,
+                                                                   float]:
+    """fc1's input (B, fan-in) and output (B, out) on one batch, and the batch's loss.
+
+    Batch norm uses the batch's statistics, as in the training step, and dropout is off (no
+    random masks); batch norm's running statistics are restored afterwards.
+    """
+    captured = {}
+
+    def before(module, args):
+        captured["x"] = args[0].detach().float().clone()
+
+    def after(module, args, output):
+        captured["z"] = output.detach().float().clone()  # clone: a ReLU follows in place
+
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.eval()
+    handles = [model.fc1.register_forward_pre_hook(before),
+               model.fc1.register_forward_hook(after)]
+    try:
+        with torch.no_grad():
+            x = to_model_input(images, device, channels_last)
+            loss = float(make_loss()(model(x), labels.to(device)))
+    finally:
+        for handle in handles:
+            handle.remove()
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(buffers[name])
+        model.train()
+    return captured["x"], captured["z"], loss
+
+
+def first_step_moves(make_model: Callable[[], nn.Module], images: torch.Tensor,
+                     labels: torch.Tensor, config: TrainConfig,
+                     lrs: Iterable[float]) -> list[FirstStep]:
+    """For each lr: a fresh model (seeded: the same weights every time), one Adam step on one
+    batch, and how far fc1's outputs moved, beside the estimate lr * fan-in * mean |input|.
+
+    images: uint8 (B, C, H, W); labels: (B,). make_model: () -> a model with ``fc1`` (Linear).
+    Cheap: one step per lr, three forward passes.
+    """
+    device = select_device(config.device)
+    rows = []
+    for lr in lrs:
+        torch.manual_seed(config.seed)
+        model = prepare_for_training(make_model(), device, config.channels_last)
+        optimizer = make_optimizer(model, with_overrides(config, lr=float(lr)))
+        fc1 = model.fc1
+        x0, z0, loss0 = _fc1_probe(model, images, labels, device, config.channels_last)
+        w0, b0 = fc1.weight.detach().clone(), fc1.bias.detach().clone()
+        torch.manual_seed(config.seed)  # the step's dropout masks: the same for every lr
+        model.train()
+        train_step(model, images, labels, optimizer, make_loss(), device,
+                   channels_last=config.channels_last)
+        x1, z1, loss1 = _fc1_probe(model, images, labels, device, config.channels_last)
+        with torch.no_grad():
+            weight_part = x0 @ (fc1.weight.float() - w0.float()).T + (fc1.bias - b0).float()
+        mean_abs_x = float(x0.abs().mean())
+        move = (z1 - z0).abs()
+        rows.append(FirstStep(
+            lr=float(lr), fc1_fan_in=fc1.in_features, fc1_input_mean_abs=mean_abs_x,
+            estimate=float(lr) * fc1.in_features * mean_abs_x,
+            fc1_output_mean_abs=float(z0.abs().mean()), fc1_output_move=float(move.mean()),
+            fc1_output_move_max=float(move.max()),
+            fc1_weight_move=float(weight_part.abs().mean()), loss_before=loss0,
+            loss_after=loss1))
+        del model, optimizer
+    return rows
+
+
+def first_steps_frame(rows: list[FirstStep], digits: int = 3) -> pd.DataFrame:
+    """One row per lr: mean |input|, the estimate, the measured moves, the batch's loss."""
+    def sig(value: float) -> float:
+        return float(f"{value:.{digits}g}")
+
+    return pd.DataFrame([{
+        "lr": f"{r.lr:g}", "mean |fc1 input|": sig(r.fc1_input_mean_abs),
+        "estimate lr x fan-in x mean|input|": sig(r.estimate),
+        "fc1 outputs moved (mean)": sig(r.fc1_output_move),
+        "(max)": sig(r.fc1_output_move_max),
+        "from fc1's weights alone": sig(r.fc1_weight_move),
+        "fc1 outputs before (mean |z|)": sig(r.fc1_output_mean_abs),
+        "batch loss before": sig(r.loss_before), "after": sig(r.loss_after)}
+        for r in rows]).set_index("lr")
+
+
+# ---- the report's size: committed curves (benchmarks/train_report_size.py) ---------------------
+
+#: Where benchmarks/train_report_size.py writes its result (GPU first: notebook 03 shows the
+#: first one present).
+TRAIN_CURVES = (PROJECT_ROOT / "results" / "gpu_train_curves.json",
+                PROJECT_ROOT / "results" / "cpu_train_curves.json")
+
+
+def load_train_curves(paths: Iterable[str | Path] = TRAIN_CURVES) -> tuple[dict, Path] | None:
+    """The first committed training-curves result that exists (GPU before CPU) and its path;
+    None when there is none."""
+    import json
+
+    for path in map(Path, paths):
+        if path.is_file():
+            try:
+                return json.loads(path.read_text(encoding="utf-8")), path
+            except ValueError as error:
+                raise ValueError(f"{path.name} is not valid JSON ({error}); rerun "
+                                 "benchmarks/train_report_size.py or delete it") from None
+    return None
+
+
+def curves_frame(record: dict) -> pd.DataFrame:
+    """One row per run of a training-curves result: lr, batch, warm-up, final accuracy, how
+    many classes the model still predicts, zeros entering fc1 (and fc2, when recorded), best
+    epoch's accuracy."""
+    rows = []
+    for run in record["runs"]:
+        accuracies = [e["test_accuracy"] for e in run["history"]]
+        rows.append({"run": run["name"], "lr": f"{run['lr']:g}", "batch": run["batch_size"],
+                     "warm-up epochs": run["warmup_epochs"],
+                     "final test accuracy": round(run["final_accuracy"], 3),
+                     "best epoch's accuracy": round(max(accuracies), 3),
+                     "classes predicted": sum(c > 0 for c in run["predicted_per_class"]),
+                     "zeros entering fc1": round(run["fc1_input_zero_fraction"], 3)})
+        if run.get("fc2_input_zero_fraction") is not None:  # recorded since it was added
+            rows[-1]["zeros entering fc2"] = round(run["fc2_input_zero_fraction"], 3)
+    return pd.DataFrame(rows).set_index("run")
+
+
+#: Verdicts on a run of a training-curves result (``run_verdict``), from its last epoch:
+#: "learns" when its test accuracy reached chance + LEARNS_MARGIN or its train loss fell below
+#: LEARNS_BELOW x ln(K) (a uniform guess scores ln(K)); "stuck at chance" when its train loss
+#: is still above STUCK_ABOVE x ln(K) and its test accuracy below chance + CHANCE_MARGIN;
+#: otherwise "unclear".
+LEARNS_MARGIN = 0.2
+LEARNS_BELOW = 0.5
+STUCK_ABOVE = 0.9
+CHANCE_MARGIN = 0.1
+
+
+def run_verdict(run: dict, num_classes: int) -> str:
+    """"learns", "stuck at chance" or "unclear" for one run (see LEARNS_MARGIN)."""
+    ln_k, chance = math.log(num_classes), 1 / num_classes
+    last = run["history"][-1]
+    if run["final_accuracy"] >= chance + LEARNS_MARGIN or last["train_loss"] < LEARNS_BELOW * ln_k:
+        return "learns"
+    if last["train_loss"] > STUCK_ABOVE * ln_k and run["final_accuracy"] < chance + CHANCE_MARGIN:
+        return "stuck at chance"
+    return "unclear"
+
+
+def one_class_from(run: dict) -> int | None:
+    """The first epoch from which the run predicts a single class for every test image, to
+    the end; None if its last epoch still predicts more than one class."""
+    first = None
+    for row in run["history"]:
+        if sum(c > 0 for c in row["predicted_per_class"]) == 1:
+            first = row["epoch"] if first is None else first
+        else:
+            first = None
+    return first
+
+
+def curves_findings(record: dict, report_accuracy: float,
+                    preset: str | None = "report_lower_lr") -> list[str]:
+    """Sentences about a training-curves result, each computed from its numbers; the last one
+    says how ``preset``'s learning rate (at the result's batch size) and the warm-up fared."""
+    classes = record["classes"]
+    k = len(classes)
+    chance, ln_k = 1 / k, math.log(k)
+    lines = []
+    for run in record["runs"]:
+        verdict = run_verdict(run, k)
+        epochs = len(run["history"])
+        first_loss = run["history"][0]["train_loss"]
+        text = (f"{run['name']}: {verdict}: train loss {run['history'][-1]['train_loss']:.3g} "
+                f"after {epochs} epoch(s) (ln({k}) = {ln_k:.2f}), test accuracy "
+                f"{run['final_accuracy']:.3f} (chance {chance:.3f}; the report "
+                f"{report_accuracy:.2f})")
+        if first_loss > 10 * ln_k:
+            text += f"; train loss {first_loss:.3g} in epoch 1 ({first_loss / ln_k:.0f} x ln({k}))"
+        single = one_class_from(run)
+        if single is not None:
+            name = classes[int(np.argmax(run["predicted_per_class"]))]
+            text += f"; from epoch {single} on it predicts one class ({name}) for every image"
+        else:
+            text += (f"; its last epoch predicts "
+                     f"{sum(c > 0 for c in run['predicted_per_class'])} of {k} classes")
+        lines.append(text + ".")
+    plain32 = [r for r in record["runs"] if r["batch_size"] == record["config"]["batch_size"]
+               and not r["warmup_epochs"]]
+    learning = [r for r in plain32 if run_verdict(r, k) == "learns"]
+    if learning:
+        best = max(learning, key=lambda r: r["lr"])
+        larger = sorted(r["lr"] for r in plain32 if r["lr"] > best["lr"])
+        text = (f"The largest lr that learns at batch {best['batch_size']} here is "
+                f"{best['lr']:g}")
+        if larger:  # best is the largest that learns: none of these does
+            text += ("; none of the larger ones tried (" + ", ".join(f"{lr:g}" for lr in larger)
+                     + ") does")
+        lines.append(text + ".")
+    else:
+        lines.append(f"No learning rate at batch {record['config']['batch_size']} learns here.")
+    if preset is not None:
+        lr = PRESETS[preset]["lr"]
+        same = [r for r in plain32 if math.isclose(r["lr"], lr)]
+        text = f"Preset {preset!r} (lr {lr:g}, batch {record['config']['batch_size']}): " + (
+            f"{run_verdict(same[0], k)} in these runs (test accuracy "
+            f"{same[0]['final_accuracy']:.3f})" if same else "not among these runs")
+        for run in record["runs"]:
+            if run["warmup_epochs"]:
+                text += (f"; lr {run['lr']:g} reached by a {run['warmup_epochs']}-epoch "
+                         f"warm-up: {run_verdict(run, k)} (test accuracy "
+                         f"{run['final_accuracy']:.3f})")
+        lines.append(text + ".")
+    above = [r for r in record["runs"] if r["final_accuracy"] > report_accuracy]
+    lines.append(f"{len(above)} of {len(record['runs'])} runs "
+                 f"{'ends' if len(above) == 1 else 'end'} above the report's "
+                 f"{report_accuracy:.0%}" + (": " + ", ".join(r["name"] for r in above)
+                                              if above else "") + ".")
+    return lines
+
+
+def plot_train_curves(record: dict, report_accuracy: float, title: str) -> Figure:
+    """Test accuracy (left) and train loss (right, log scale) per epoch for every run of a
+    training-curves result, with the report's accuracy and chance."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, run in enumerate(record["runs"]):
+        epochs = [e["epoch"] for e in run["history"]]
+        style = "s--" if run["batch_size"] != record["config"]["batch_size"] or \
+            run["warmup_epochs"] else "o-"
+        left.plot(epochs, [e["test_accuracy"] for e in run["history"]], style, color=f"C{i}",
+                  label=run["name"])
+        right.plot(epochs, [e["train_loss"] for e in run["history"]], style, color=f"C{i}",
+                   label=run["name"])
+    left.axhline(report_accuracy, color="black", linestyle="-.",
+                 label=f"the report: {report_accuracy:.0%}")
+    left.axhline(1 / len(record["classes"]), color="gray", linestyle=":", label="chance")
+    left.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1), title="Test accuracy")
+    right.set(xlabel="epoch", ylabel="train loss (log scale)", yscale="log",
+              title="Train loss per epoch")
+    for ax in (left, right):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    left.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return fig
 
 

@@ -5,6 +5,7 @@ A tiny CNN on random in-memory data keeps these fast; the loop is the one notebo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -289,3 +290,179 @@ def test_load_image_is_writable_and_dataset_is_silent(tiny_dataset_dir, in_chann
         warnings.simplefilter("error")  # torch warns on a non-writable numpy array
         x, _ = dataset[0]
     assert x.shape == (in_channels, 32, 32)
+
+
+# ---- warm-up, the report_lower_lr preset, and why a large lr collapses -------------------------
+
+def test_report_lower_lr_preset_changes_only_the_learning_rate():
+    report, lower = resolve_config("report"), resolve_config("report_lower_lr")
+    assert lower.lr < report.lr
+    assert dataclasses.asdict(lower) == {**dataclasses.asdict(report),
+                                         "preset": "report_lower_lr", "lr": lower.lr}
+    assert resolve_config("report_lower_lr", subset=3, image_size=64).subset == 3
+
+
+def test_warmup_lr_is_linear_then_flat():
+    assert [train.warmup_lr(1.0, step, 4) for step in range(6)] == [0.25, 0.5, 0.75, 1, 1, 1]
+    assert train.warmup_lr(0.1, 0, 0) == 0.1
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        resolve_config("quick", warmup_epochs=-1)
+
+
+def test_warmup_changes_the_run_and_resumes_exactly(tmp_path):
+    plain, warm = run(tiny_config()), run(tiny_config(warmup_epochs=2))
+    assert losses(plain)[0] != losses(warm)[0]
+    checkpoint = tmp_path / "ckpt.pt"
+    run(tiny_config(warmup_epochs=2), checkpoint_path=checkpoint, stop_after=1)
+    torch.manual_seed(999)
+    train_batches, test_batches = tiny_data()
+    resumed = fit(tiny_model(), train_batches, test_batches, tiny_config(warmup_epochs=2),
+                  checkpoint_path=checkpoint, resume=True)
+    assert losses(resumed) == losses(warm)
+
+
+def test_checkpoint_without_a_newer_field_still_resumes(tmp_path):
+    """A checkpoint written before warmup_epochs existed resumes as warmup_epochs=0."""
+    checkpoint = tmp_path / "ckpt.pt"
+    run(tiny_config(), checkpoint_path=checkpoint, stop_after=1)
+    state = torch.load(checkpoint, weights_only=True)
+    del state["config"]["warmup_epochs"]
+    torch.save(state, checkpoint)
+    assert len(run(tiny_config(), checkpoint_path=checkpoint, resume=True).epochs) == 3
+
+
+def test_on_epoch_sees_every_epoch():
+    seen = []
+    run(tiny_config(), on_epoch=lambda model, history: seen.append(len(history.epochs)))
+    assert seen == [1, 2, 3]
+
+
+def test_zero_counter_counts_inputs_in_eval_mode_only():
+    layer = nn.Linear(4, 2)
+    x = torch.tensor([[0.0, 1.0, 0.0, 2.0]])
+    with train.ZeroCounter(layer) as zeros:
+        layer.train()
+        layer(x)
+        assert zeros.total == 0  # a training pass is not counted
+        layer.eval()
+        layer(x)
+    layer(x)  # after the block: not counted
+    assert (zeros.zeros, zeros.total, zeros.fraction) == (2, 4, 0.5)
+    zeros.reset()
+    assert np.isnan(zeros.fraction)
+    assert np.isnan(train.ZeroCounter(None).fraction)
+
+
+def test_prediction_counts():
+    assert train.prediction_counts(np.array([2, 2, 0]), 4) == [1, 0, 2, 0]
+
+
+class TinyFc1(nn.Module):
+    """Conv -> batch norm -> ReLU -> pool -> dropout -> fc1 -> ReLU -> fc2, like ReportCNN."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.pool = nn.AdaptiveAvgPool2d(4)
+        self.dropout = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(64, 8)
+        self.fc2 = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        x = self.dropout(self.pool(torch.relu(self.bn(self.conv(x)))))
+        return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
+
+
+def test_first_step_moves_scale_with_lr_and_stay_under_the_estimate():
+    images, labels = next(iter(tiny_data()[0]))
+    rows = train.first_step_moves(TinyFc1, images, labels, tiny_config(), [1e-1, 1e-2, 1e-3])
+    assert [r.fc1_fan_in for r in rows] == [64] * 3
+    # Same initial weights and batch for every lr: the same input, output and loss before.
+    assert len({(r.fc1_input_mean_abs, r.loss_before, r.fc1_output_mean_abs) for r in rows}) == 1
+    for r in rows:
+        assert r.estimate == pytest.approx(r.lr * 64 * r.fc1_input_mean_abs)
+        # Adam's first step moves each weight and bias by at most lr.
+        assert 0 < r.fc1_weight_move <= r.estimate + r.lr * 1.0001
+        assert r.fc1_output_move_max >= r.fc1_output_move > 0
+    # ... by lr times the sign of its gradient: fc1's own move is proportional to lr.
+    assert rows[0].fc1_weight_move / rows[1].fc1_weight_move == pytest.approx(10, rel=1e-3)
+    frame = train.first_steps_frame(rows)
+    assert list(frame.index) == ["0.1", "0.01", "0.001"]
+
+
+def test_first_step_probe_leaves_batch_norm_statistics_alone():
+    model = TinyFc1()
+    images, labels = next(iter(tiny_data()[0]))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, z, loss = train._fc1_probe(model, images, labels, torch.device("cpu"), False)
+    assert x.shape == (len(labels), 64) and z.shape == (len(labels), 8) and loss > 0
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert model.training and model.dropout.training
+
+
+def test_compare_learning_rates_counts_predictions_and_fc1_zeros():
+    train_batches, test_batches = tiny_data()
+    runs = train.compare_learning_rates(TinyFc1, train_batches, test_batches, tiny_config(),
+                                        lrs=[1e-2], steps=2)
+    assert sum(runs[0].predicted_per_class) == 10 and len(runs[0].predicted_per_class) == 3
+    assert 0 <= runs[0].fc1_input_zero_fraction <= 1
+    assert 0 <= runs[0].fc2_input_zero_fraction <= 1
+    plain = train.compare_learning_rates(tiny_model, train_batches, test_batches,
+                                         tiny_config(), lrs=[1e-2], steps=2)
+    assert plain[0].fc1_input_zero_fraction is None  # no fc1: nothing counted
+    assert plain[0].fc2_input_zero_fraction is None
+
+
+def test_train_curves_table_and_figure(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    history = [{"epoch": e, "train_loss": 1.0 / e, "test_loss": 1.0, "test_accuracy": 0.2 * e,
+                "seconds": 1.0, "predicted_per_class": [1, 1], "fc1_input_zero_fraction": 0.5}
+               for e in (1, 2)]
+    run_record = {"name": "lr 0.01, batch 32", "lr": 0.01, "batch_size": 32,
+                  "warmup_epochs": 0, "history": history, "final_accuracy": 0.4,
+                  "predicted_per_class": [2, 0], "fc1_input_zero_fraction": 1.0}
+    record = {"config": {"batch_size": 32}, "classes": ["a", "b"], "runs": [run_record]}
+    frame = train.curves_frame(record)
+    assert frame.loc["lr 0.01, batch 32", "classes predicted"] == 1
+    assert frame.loc["lr 0.01, batch 32", "best epoch's accuracy"] == 0.4
+    fig = train.plot_train_curves(record, 0.58, "title")
+    assert len(fig.axes) == 2
+    path = tmp_path / "curves.json"
+    path.write_text(json.dumps(record))
+    assert train.load_train_curves([tmp_path / "missing.json", path])[1] == path
+    assert train.load_train_curves([tmp_path / "missing.json"]) is None
+
+
+def test_train_report_size_benchmark_smoke(tiny_dataset_dir, tmp_path):
+    """benchmarks/train_report_size.py end to end at a tiny size: the JSON it commits."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "curves.json"
+    env = {**os.environ, "OUT": ""}
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "benchmarks" / "train_report_size.py"),
+         "--device", "cpu", "--image-size", "32", "--epochs", "1", "--subset", "2",
+         "--data-dir", str(tiny_dataset_dir), "--no-build", "--out", str(out),
+         "--runs", "lr1e-2_b32", "lr1e-2_b32_warmup", "lr1e-4_b8"],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(out.read_text())
+    assert record["complete"] is True and record["config"]["image_size"] == 32
+    assert record["config"]["train_images"] == 12 and record["config"]["test_images"] == 12
+    assert record["device_name"] == record["environment"]["cpu"]
+    assert [run["key"] for run in record["runs"]] == ["lr1e-2_b32", "lr1e-2_b32_warmup",
+                                                      "lr1e-4_b8"]
+    assert [(run["lr"], run["batch_size"], run["warmup_epochs"]) for run in record["runs"]] == [
+        (1e-2, 32, 0), (1e-2, 32, 2), (1e-4, 8, 0)]
+    for run in record["runs"]:
+        assert len(run["history"]) == 1 and sum(run["predicted_per_class"]) == 12
+        assert 0 <= run["fc1_input_zero_fraction"] <= 1
+        assert 0 <= run["fc2_input_zero_fraction"] <= 1
+        assert run["history"][0]["predicted_per_class"] == run["predicted_per_class"]
+    assert [row["lr"] for row in record["first_step"]["rows"]] == [1e-2, 1e-4]
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically
