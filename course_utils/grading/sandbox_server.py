@@ -230,17 +230,61 @@ def _expose(path: str, stage: str) -> None:
     _mount(stage, path, None, 4096 | 16384, None)
 
 
+def _is_under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _python_folders() -> list[str]:
+    """The interpreter's own folders (prefix, stdlib, site-packages, numpy), outermost only."""
+    import site
+    import sysconfig
+
+    folders = {sys.prefix, sys.base_prefix, os.path.dirname(np.__file__),
+               sysconfig.get_paths()["stdlib"], *site.getsitepackages()}
+    outermost: list[str] = []
+    for folder in sorted((os.path.realpath(f) for f in folders if os.path.isdir(f)), key=len):
+        if not any(_is_under(folder, kept) for kept in outermost):
+            outermost.append(folder)
+    return outermost
+
+
+def _hide(paths: list[str], scratch: list[str], done: dict[str, Any]) -> None:
+    for path in paths:
+        try:
+            if os.path.isdir(path):
+                _mount_tmpfs(path, writable=path in scratch)
+                done["hidden"].append(path)
+        except OSError as error:
+            done["not_hidden"].append(f"{path}: {error.strerror}")
+
+
+def _hide_keeping_python(options: dict, done: dict[str, Any]) -> None:
+    """Hide ``options["hide"]``, but keep the interpreter's folders where they were: a checkout
+    under /tmp has its virtual environment there, and /tmp is hidden. Each such folder is held
+    open before hiding and bound back from /proc/self/fd afterwards; folders hidden inside it
+    (torch in site-packages) are hidden again."""
+    hide, scratch = options.get("hide", []), options.get("scratch", [])
+    held = {}
+    for folder in _python_folders():
+        if any(_is_under(folder, hidden) for hidden in hide):
+            held[folder] = os.open(folder, os.O_PATH | os.O_DIRECTORY)
+    _hide(hide, scratch, done)
+    for folder, descriptor in held.items():
+        try:
+            os.makedirs(folder, mode=0o755, exist_ok=True)
+            _mount(f"/proc/self/fd/{descriptor}", folder, None, 4096 | 16384, None)  # BIND|REC
+            _hide([p for p in hide if _is_under(p, folder) and p != folder], scratch, done)
+        except OSError as error:
+            done["not_hidden"].append(f"could not keep {folder}: {error.strerror}")
+        finally:
+            os.close(descriptor)
+
+
 def confine(options: dict) -> dict:
     """Limit this process before any student code runs; returns what was done, for reports."""
     done: dict[str, Any] = {"hidden": [], "not_hidden": []}
     if options.get("private_mounts"):
-        for path in options.get("hide", []):
-            try:
-                if os.path.isdir(path):
-                    _mount_tmpfs(path, writable=path in options.get("scratch", []))
-                    done["hidden"].append(path)
-            except OSError as error:
-                done["not_hidden"].append(f"{path}: {error.strerror}")
+        _hide_keeping_python(options, done)
         if options.get("uid") is not None and os.geteuid() == 0:
             # the interpreter and its libraries must stay readable after dropping root
             needed = {sys.base_prefix, sys.prefix, os.path.dirname(np.__file__)}
