@@ -8,19 +8,17 @@ student release, built into notebooks here, so they follow the master notebook.
 
 from __future__ import annotations
 
-import ast
 import copy
 import json
 import re
-import runpy
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
+from grading_support import build_notebook, build_submission, source_text
 from nbclient import NotebookClient
 
-from course_utils.grading.__main__ import submit
 from course_utils.grading.grade import grade_all
 from course_utils.grading.release import hidden_test_names, leaks, questions, release
 from course_utils.grading.sandbox import isolation
@@ -52,70 +50,13 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _source(cell: dict) -> str:
-    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-
-
-def _tags(cell: dict) -> list[str]:
-    return cell.get("metadata", {}).get("tags", [])
-
-
-def _defined_name(source: str) -> str:
-    """The first name a cell defines (function or assignment target)."""
-    lines = [line for line in source.splitlines() if not line.startswith("#|")]
-    for node in ast.parse("\n".join(lines)).body:
-        if isinstance(node, ast.FunctionDef):
-            return node.name
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-            return node.targets[0].id
-    raise ValueError(f"no definition in {source[:80]!r}")
-
-
-def build_notebook(fixture: Path, dist: Path, out: Path) -> dict:
-    """The fixture's notebook: the student release with its answer cells edited."""
-    spec = runpy.run_path(str(fixture))
-    student = json.loads((dist / "student" / NAME / f"{NAME}.ipynb").read_text())
-    solution = json.loads((dist / "autograder" / NAME / f"{NAME}.ipynb").read_text())
-    answers = [c for c in student["cells"] if c["cell_type"] == "code"
-               and "otter_answer_cell" in _tags(c)]
-    solutions = [c for c in solution["cells"] if c["cell_type"] == "code"
-                 and "otter_assign_solution_cell" in _tags(c)]
-    assert [_defined_name(_source(c)) for c in answers] == \
-        [_defined_name(_source(c)) for c in solutions]
-    replacements = spec.get("ANSWERS", {})
-    for answer, reference in zip(answers, solutions, strict=True):
-        name = _defined_name(_source(reference))
-        if spec["BASE"] == "solution":
-            answer["source"] = _source(reference)
-        if name in replacements:
-            answer["source"] = replacements[name].strip("\n").replace("{OUT}", str(out))
-    if "WRITTEN" in spec:
-        written = [c for c in student["cells"] if c["cell_type"] == "markdown"
-                   and "otter_answer_cell" in _tags(c)]
-        written[0]["source"] = spec["WRITTEN"]
-    return student
-
-
-def build_submission(fixture: Path, dist: Path, submissions: Path, out: Path) -> str:
-    """Write the fixture's notebook into ``submissions`` (folder, nested folder or zip)."""
-    name, packaging = fixture.stem, runpy.run_path(str(fixture))["PACKAGING"]
-    folder = {"folder": submissions / name, "nested-folder": submissions / name / "work",
-              "zip": submissions.parent / "to_zip" / name}[packaging]
-    folder.mkdir(parents=True)
-    path = folder / f"{NAME}.ipynb"
-    path.write_text(json.dumps(build_notebook(fixture, dist, out), indent=1))
-    if packaging == "zip":
-        submit(path, name, submissions)
-    return name
-
-
 def test_release_writes_student_and_autograder_versions(dist: Path) -> None:
     student, autograder = dist / "student" / NAME, dist / "autograder" / NAME
     assert sorted(p.name for p in (student / "tests").glob("*.py")) == \
         sorted(p.name for p in (autograder / "tests").glob("*.py"))
     notebook = json.loads((student / f"{NAME}.ipynb").read_text())
     assert all(not c.get("outputs") for c in notebook["cells"] if c["cell_type"] == "code")
-    sources = [_source(c) for c in notebook["cells"]]
+    sources = [source_text(c) for c in notebook["cells"]]
     assert any('grader.check("im2col")' in s for s in sources)
     assert sum("raise NotImplementedError(" in s for s in sources) == 4  # the four code answers
     assert "unfolded_shape = ..." in sources
@@ -141,7 +82,8 @@ def test_no_solution_and_no_hidden_test_reaches_the_student_release(dist: Path) 
 def test_grading_fixture_submissions_gives_the_exact_grades(dist: Path, tmp_path: Path) -> None:
     submissions, out = tmp_path / "submissions", tmp_path / "grades"
     submissions.mkdir()
-    names = [build_submission(f, dist, submissions, out) for f in sorted(FIXTURES.glob("*.py"))]
+    names = [build_submission(f, dist, submissions, out, NAME)
+             for f in sorted(FIXTURES.glob("*.py"))]
     assert len(names) == 9
     started = time.monotonic()
     results = grade_all(submissions, dist / "autograder" / NAME, out, timeout=TIMEOUT,
@@ -176,8 +118,8 @@ def test_grading_fixture_submissions_gives_the_exact_grades(dist: Path, tmp_path
 def test_public_checks_run_in_the_student_kernel(dist: Path, tmp_path: Path) -> None:
     """The student path: otter's grader.check cells run the public tests in the kernel; with
     the solution they pass, with the stub they fail and show the hint."""
-    source = nbformat.reads(json.dumps(build_notebook(FIXTURES / "solution.py", dist, tmp_path)),
-                            as_version=4)
+    solution = build_notebook(FIXTURES / "solution.py", dist, tmp_path, NAME)
+    source = nbformat.reads(json.dumps(solution), as_version=4)
     folder = tmp_path / "student"
     folder.mkdir()
     (folder / "tests").symlink_to(dist / "student" / NAME / "tests")

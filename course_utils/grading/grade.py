@@ -236,7 +236,7 @@ def _message(error: BaseException, test_file: Any) -> str:
 def grade_submission(submission: Submission, questions: list[dict], tests: dict[str, Any],
                      iso: Isolation, *, timeout: float = 10.0, budget: float = 120.0,
                      memory_mb: int = 1024, hide: list[Path] | None = None,
-                     log_dir: Path | None = None) -> Graded:
+                     log_dir: Path | None = None, allow_imports: tuple[str, ...] = ()) -> Graded:
     """Run one submission's cells in a sandbox and every test against them."""
     started = time.monotonic()
     graded = Graded(submission.student)
@@ -250,7 +250,8 @@ def grade_submission(submission: Submission, questions: list[dict], tests: dict[
         return graded
     graded.written = written_answers(submission.notebook, manual)
     sandbox = Sandbox(graded_cells(submission.notebook), iso, memory_mb=memory_mb,
-                      cell_timeout=timeout, call_timeout=timeout, hide=hide, log_dir=log_dir)
+                      cell_timeout=timeout, call_timeout=timeout, hide=hide, log_dir=log_dir,
+                      allow_imports=allow_imports)
     try:
         try:
             sandbox.start()
@@ -402,11 +403,15 @@ def grade_all(submissions_dir: Path, autograder: Path, out: Path, *, timeout: fl
     iso = isolation(isolation_mode)
     submissions = load_submissions(Path(submissions_dir), info["notebook"])
     hide = [Path(submissions_dir).resolve(), out, autograder]
+    settings = info.get("sandbox", {})
+    memory_mb = max(memory_mb, int(settings.get("memory_mb", 0)))
+    allow_imports = tuple(settings.get("allow_imports", []))
     results = []
     for submission in submissions:
         graded = grade_submission(submission, questions, tests, iso, timeout=timeout,
                                   budget=budget, memory_mb=memory_mb, hide=hide,
-                                  log_dir=out / "logs" / submission.student)
+                                  log_dir=out / "logs" / submission.student,
+                                  allow_imports=allow_imports)
         results.append(graded)
         atomic_write_text(out / "feedback" / f"{graded.student}.md",
                           feedback_markdown(graded, questions, info["assignment"], iso))

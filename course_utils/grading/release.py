@@ -45,6 +45,27 @@ def is_master_notebook(path: Path) -> bool:
                for c in cells)
 
 
+SANDBOX_LINE = re.compile(r"^# sandbox (allow_imports|memory_mb): (.+)$")
+
+
+def sandbox_settings(master: Path) -> dict:
+    """The grading sandbox's settings, from comment lines of the ``# ASSIGNMENT CONFIG`` cell
+    (otter ignores comments; it refuses unknown keys):
+
+        # sandbox allow_imports: [torch]   (answers that train with torch; default: none)
+        # sandbox memory_mb: 6144          (importing torch alone reserves ~3.3 GB)
+    """
+    settings: dict = {}
+    for cell in json.loads(Path(master).read_text(encoding="utf-8"))["cells"]:
+        text = _source(cell)
+        if cell["cell_type"] == "raw" and text.lstrip().startswith("# ASSIGNMENT CONFIG"):
+            for line in text.splitlines():
+                match = SANDBOX_LINE.match(line.strip())
+                if match:
+                    settings[match.group(1)] = yaml.safe_load(match.group(2))
+    return settings
+
+
 def questions(master: Path) -> list[dict]:
     """``[{"name", "points", "manual"}]`` from the master's ``# BEGIN QUESTION`` raw cells."""
     found = []
@@ -133,7 +154,8 @@ def release(master: Path, out: Path) -> tuple[Path, Path]:
             targets[kind] = target
     atomic_write_json(targets["autograder"] / "questions.json",
                       {"assignment": name, "notebook": master.name,
-                       "questions": questions(master)})
+                       "questions": questions(master),
+                       "sandbox": sandbox_settings(master)})
     found = leaks(targets["student"], master, targets["autograder"])
     if found:
         shutil.rmtree(targets["student"])

@@ -85,17 +85,18 @@ def isolation(requested: str = "auto") -> Isolation:
     return Isolation(namespaces, drop_uid, notes)
 
 
-def hidden_paths(extra: list[Path]) -> list[str]:
+def hidden_paths(extra: list[Path], allow_torch: bool = False) -> list[str]:
     """Folders the sandbox must not read: the course repo's folders (solutions, tests, the
-    package's reference code), torch (the reference answers), grading inputs and outputs, and
-    the shared temporary folders."""
+    package's reference code), torch (the reference answers; kept when the assignment allows
+    it), grading inputs and outputs, and the shared temporary folders."""
     from course_utils.paths import PROJECT_ROOT
 
     paths = [p for p in PROJECT_ROOT.iterdir() if p.is_dir() and p.name != ".venv"]
     try:
         import torch  # noqa: F401  (only its location)
 
-        paths.append(Path(sys.modules["torch"].__file__).parent)
+        if not allow_torch:
+            paths.append(Path(sys.modules["torch"].__file__).parent)
     except ImportError:
         pass
     paths += [Path(p) for p in extra]
@@ -119,13 +120,16 @@ class Sandbox:
 
     def __init__(self, cells: list[tuple[str, str]], iso: Isolation, *, memory_mb: int = 1024,
                  cell_timeout: float = 10.0, call_timeout: float = 10.0,
-                 hide: list[Path] | None = None, log_dir: Path | None = None):
+                 hide: list[Path] | None = None, log_dir: Path | None = None,
+                 allow_imports: tuple[str, ...] = ()):
         self.cells = cells
+        self.allow_imports = tuple(allow_imports)
         self.iso = iso
         self.memory_mb = memory_mb
         self.cell_timeout = cell_timeout
         self.call_timeout = call_timeout
-        self.hide = hidden_paths(hide or []) if iso.namespaces else []
+        self.hide = (hidden_paths(hide or [], allow_torch="torch" in self.allow_imports)
+                     if iso.namespaces else [])
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="sandbox-log-"))
         self.cell_status: dict[str, str] = {}  # label -> "ok" | error message
         self.skipped: set[str] = set()
@@ -151,7 +155,7 @@ class Sandbox:
                 os.chown(workdir, NOBODY, NOBODY)
         options = {"workdir": workdir, "memory_mb": self.memory_mb, "hide": self.hide,
                    "private_mounts": self.iso.namespaces, "generation": self.generation,
-                   "scratch": SCRATCH,
+                   "scratch": SCRATCH, "allow_imports": list(self.allow_imports),
                    "uid": NOBODY if self.iso.drop_uid else None,
                    "gid": NOBODY if self.iso.drop_uid else None}
         command = [sys.executable, "-I", str(SERVER), str(to_child_r), str(from_child_w),

@@ -36,6 +36,7 @@ MAX_BLOBS = 256 << 20  # bytes of arrays per message
 MAX_ITEMS = 10_000  # values per message (nested tuples, lists, dicts)
 MAX_DEPTH = 20
 MAX_TEXT = 20_000  # characters of one string
+BLOCKED_IMPORTS = ("torch", "course_utils", "otter")
 
 # ---------------------------------------------------------------------------------------------
 # Framing and values (also imported by the grader side)
@@ -180,14 +181,17 @@ def read_message(fd: int, read: Any = None) -> tuple[dict, list[bytes]]:
 
 
 class _BlockImports(importlib.abc.MetaPathFinder):
-    """Refuse the packages an answer must not use: torch (it has the reference answers) and
-    course_utils (it has the course's own solutions)."""
+    """Refuse the packages an answer must not use: torch (it has the reference answers, unless
+    the assignment allows it, as training with torch does), course_utils (the course's own
+    solutions) and otter."""
 
-    blocked = ("torch", "course_utils", "otter")
+    def __init__(self, blocked: tuple[str, ...] = BLOCKED_IMPORTS):
+        self.blocked = blocked
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
         if name.split(".")[0] in self.blocked:
-            raise ImportError(f"{name} is not available when grading: answers use numpy only")
+            raise ImportError(f"{name} is not available when grading this assignment; answers "
+                              f"may not import {', '.join(self.blocked)}")
         return None
 
 
@@ -316,9 +320,12 @@ def confine(options: dict) -> dict:
     else:
         done["uid"] = os.getuid()
     done["memory_mb"] = int(options["memory_mb"])
-    sys.meta_path.insert(0, _BlockImports())
+    allowed = set(options.get("allow_imports", []))
+    blocker = _BlockImports(tuple(n for n in BLOCKED_IMPORTS if n not in allowed))
+    sys.meta_path.insert(0, blocker)
+    done["blocked_imports"] = list(blocker.blocked)
     for name in list(sys.modules):
-        if name.split(".")[0] in _BlockImports.blocked:
+        if name.split(".")[0] in blocker.blocked:
             del sys.modules[name]
     return done
 

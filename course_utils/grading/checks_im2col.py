@@ -1,4 +1,4 @@
-"""What the exercise tests call: a student's function against an independent reference.
+"""Notebook 07's exercise checks: a student's function against an independent reference.
 
 Every check calls the student's function on one input, computes the answer with PyTorch
 (``F.unfold``, ``F.fold``, ``F.conv2d``, autograd) or with centred differences of
@@ -21,8 +21,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: |ours - torch| allowed for float64 values of order 1 (rounding leaves ~1e-15).
-ATOL = 1e-10
+from course_utils.grading.assertions import (
+    ATOL,
+    call_text,
+    fail,
+    require_defined,
+    rng_array,
+)
+from course_utils.grading.assertions import (
+    assert_array as _assert_array,
+)
 
 HINTS = {
     "unfolded_shape": "one row per kernel entry (C * KH * KW), one column per output position "
@@ -47,50 +55,14 @@ HINTS = {
 
 
 def _fail(call: str, problem: str, name: str) -> None:
-    hint = HINTS.get(name)
-    raise AssertionError(f"{call}: {problem}" + (f"\nHint: {hint}" if hint else ""))
+    fail(call, problem, HINTS.get(name))
 
 
-def _shape_text(value: Any) -> str:
-    return f"array of shape {tuple(value.shape)}" if isinstance(value, np.ndarray) else repr(value)
+def assert_array(got, expected, call: str, name: str, what: str = "", atol: float = ATOL) -> None:
+    """``assertions.assert_array`` with the hint of exercise ``name``."""
+    _assert_array(got, expected, call, HINTS.get(name), what, atol)
 
 
-def call_text(name: str, *args: Any, **kwargs: Any) -> str:
-    """``name(x of shape (1, 1, 5, 5), 3, 3, stride=1, pad=0)``: a call, with arrays by shape."""
-    parts = [_shape_text(a) for a in args] + [f"{k}={_shape_text(v)}" for k, v in kwargs.items()]
-    return f"{name}({', '.join(parts)})"
-
-
-def require_defined(function: Any, name: str) -> None:
-    """Fail with a clear message when the student's ``name`` is missing (not run, or raised)."""
-    if function is None:
-        raise AssertionError(f"`{name}` is not defined: run the cell that defines it (and fix "
-                             "the error it raises, if any).")
-
-
-def assert_array(got: Any, expected: np.ndarray, call: str, name: str, what: str = "",
-                 atol: float = ATOL) -> None:
-    """``got`` must be a numeric array shaped like ``expected`` and equal to it within ``atol``."""
-    label = f"{what} " if what else ""
-    if got is None:
-        _fail(call, f"{label}came back as None; did the function forget `return`?", name)
-    if not isinstance(got, np.ndarray):
-        _fail(call, f"expected {label}a numpy array of shape {expected.shape}, got "
-                    f"{type(got).__name__}: {str(got)[:200]}", name)
-    if got.shape != expected.shape:
-        _fail(call, f"expected {label}of shape {expected.shape}, got shape {got.shape}", name)
-    if got.dtype.kind not in "biuf":
-        _fail(call, f"expected {label}of numbers, got dtype {got.dtype}", name)
-    difference = np.abs(got.astype(np.float64) - expected)
-    bad = ~(difference <= atol)  # NaN counts as wrong
-    if bad.any():
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        _fail(call, f"{label}is wrong at {int(bad.sum())} of {bad.size} entries; first at index "
-                    f"{index}: expected {expected[index]:.6g}, got {got[index]:.6g}", name)
-
-
-def _rng_array(shape: tuple[int, ...], seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,7 +163,7 @@ def check_im2col_matrix(im2col_matrix: Callable | None, x_shape: tuple[int, ...]
     require_defined(im2col_matrix, "im2col_matrix")
     kh, kw = kernel
     x = (np.arange(np.prod(x_shape), dtype=np.float64).reshape(x_shape) if pixel_ids
-         else _rng_array(x_shape, seed))
+         else rng_array(x_shape, seed))
     expected = reference_im2col_matrix(x, kh, kw, stride, pad)
     call = call_text("im2col_matrix", x, kh, kw, stride=stride, pad=pad)
     got = im2col_matrix(x.copy(), kh, kw, stride, pad)
@@ -211,7 +183,7 @@ def check_im2col(im2col: Callable | None, x_shape: tuple[int, ...], kernel: tupl
     """``im2col(x, kh, kw, stride, pad)`` against F.unfold, same layout (N, C*KH*KW, L)."""
     require_defined(im2col, "im2col")
     kh, kw = kernel
-    x = _rng_array(x_shape, seed)
+    x = rng_array(x_shape, seed)
     expected = F.unfold(torch.from_numpy(x), (kh, kw), stride=stride, padding=pad).numpy()
     got = im2col(x.copy(), kh, kw, stride, pad)
     assert_array(got, expected, call_text("im2col", x, kh, kw, stride=stride, pad=pad), "im2col")
@@ -228,7 +200,7 @@ def check_col2im_matrix(col2im_matrix: Callable | None, x_shape: tuple[int, ...]
     kh, kw = kernel
     rows = x_shape[1] * kh * kw
     columns = reference_im2col_matrix(np.zeros(x_shape), kh, kw, stride, pad).shape[1]
-    cols = np.ones((rows, columns)) if ones else _rng_array((rows, columns), seed)
+    cols = np.ones((rows, columns)) if ones else rng_array((rows, columns), seed)
     expected = reference_col2im_matrix(cols, x_shape, kh, kw, stride, pad)
     call = call_text("col2im_matrix", cols, tuple(x_shape), kh, kw, stride=stride, pad=pad)
     got = col2im_matrix(cols.copy(), tuple(x_shape), kh, kw, stride, pad)
@@ -243,7 +215,7 @@ def check_col2im(col2im: Callable | None, x_shape: tuple[int, ...], kernel: tupl
     kh, kw = kernel
     shape = F.unfold(torch.zeros(x_shape, dtype=torch.float64), (kh, kw), stride=stride,
                      padding=pad).shape
-    cols = _rng_array(tuple(shape), seed)
+    cols = rng_array(tuple(shape), seed)
     expected = F.fold(torch.from_numpy(cols), tuple(x_shape[2:]), (kh, kw), stride=stride,
                       padding=pad).numpy()
     got = col2im(cols.copy(), tuple(x_shape), kh, kw, stride, pad)
