@@ -174,3 +174,36 @@ def problems(cells: list[CellReport]) -> list[str]:
                 warning = next(line for line in lines if WARNING_WORDS.search(line))
                 found.append(f"{where} shows a warning: {warning[:200]!r}")
     return found
+
+
+# Every output of code cell number ``index`` (0-based among code cells), as the page shows it.
+_CELL_OUTPUTS_JS = """(index) => {
+  const cell = document.querySelectorAll('.jp-Notebook .jp-CodeCell')[index];
+  return cell ? [...cell.querySelectorAll('.jp-OutputArea-output')].map(o => o.innerText) : null;
+}"""
+
+
+def replace_cell_source(page: Page, index: int, source: str) -> None:
+    """Click into code cell ``index``'s editor, select its text and type ``source`` over it
+    (one insertion, so the editor does not re-indent the lines)."""
+    editor = page.locator(".jp-Notebook .jp-CodeCell").nth(index).locator(".cm-content")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(source)
+
+
+def run_cell_and_next(page: Page, index: int, timeout_s: float) -> None:
+    """Run code cell ``index`` and then the cell after it (Shift+Enter twice, as a student
+    would: the first runs the answer and moves on, the second runs the check)."""
+    page.locator(".jp-Notebook .jp-CodeCell").nth(index).locator(".cm-content").click()
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.press("Shift+Enter")
+    wait_until_finished(page, timeout_s)
+
+
+def cell_outputs(page: Page, index: int) -> list[str]:
+    """The texts of every output of code cell ``index`` (stdout, results, errors)."""
+    outputs = page.evaluate(_CELL_OUTPUTS_JS, index)
+    if outputs is None:
+        raise RuntimeError(f"the page has no code cell {index}")
+    return outputs

@@ -4,13 +4,17 @@ A student runs ``make lab``, opens a notebook and picks Run > Run All Cells. The
 same in headless Chromium against a private JupyterLab from this project's venv, and fail if
 any cell did not run or shows an error or a warning. A second test
 inserts failing cells into a copy of a notebook and checks that they are caught, so the first
-test is known to be able to fail. Run with ``make test-browser`` (``BROWSER_NB=<notebook>``).
+test is known to be able to fail. A third opens the student release of an exercise notebook,
+types a solution into an answer cell and sees its check pass. Run with ``make test-browser``
+(``BROWSER_NB=<notebook>``).
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import nbformat
 import pytest
 from lab_notebooks import (
     TINY_NOTEBOOK,
@@ -21,22 +25,31 @@ from lab_notebooks import (
 )
 from lab_page import (
     CellReport,
+    cell_outputs,
     notebook_path,
     open_notebook,
     problems,
     read_cells,
+    replace_cell_source,
     run_all_cells,
+    run_cell_and_next,
     wait_until_finished,
 )
 from lab_server import LabServer
 from playwright.sync_api import BrowserContext, Page
 from playwright.sync_api import Error as PlaywrightError
 
+from course_utils.grading.export import solution_lines
+from course_utils.grading.release import release
+from course_utils.paths import NOTEBOOKS_DIR
+
 OPEN_TIMEOUT_S = 120.0  # page load + kernel start on a busy 2-core machine
 RUN_TIMEOUT_S = 300.0  # all cells of a quick course notebook, with room to spare
 
 WARNING_CELL = 'import warnings\n\nwarnings.warn("a warning the student would see")'
 RAISING_CELL = 'raise RuntimeError("deliberate failure inserted by the browser test")'
+EXERCISE_MASTER = NOTEBOOKS_DIR / "07_im2col_and_fold.ipynb"
+EXERCISE_QUESTION = "im2col"
 
 
 def save_screenshot(page: Page, path: Path) -> None:
@@ -104,3 +117,42 @@ def test_failing_cells_are_caught(lab: LabServer, lab_root: Path, browser: Brows
     # Run All stops at the error: every later cell must be reported as not run.
     not_run = [line for line in found[2:] if "did not run" in line]
     assert len(not_run) == len(cells) - 3 == len(found) - 2
+
+
+def test_student_writes_an_answer_and_the_check_passes(lab: LabServer, lab_root: Path,
+                                                       browser: BrowserContext,
+                                                       tmp_path: Path) -> None:
+    """The exercise loop in the student release of notebook 07: Run All stops at the first
+    cell that needs the missing answer; the check below the im2col answer cell says it failed;
+    the student types the solution into that cell, runs it and its check: "passed"."""
+    dist = tmp_path / "dist"
+    release(EXERCISE_MASTER, dist)
+    name = EXERCISE_MASTER.stem
+    shutil.copytree(dist / "student" / name, lab_root / "student")
+    student = read_cleared(lab_root / "student" / f"{name}.ipynb")
+    solution = nbformat.read(dist / "autograder" / name / f"{name}.ipynb", as_version=4)
+    code = [c for c in student.cells if c.cell_type == "code"]
+    answer = next(i for i, c in enumerate(code) if "def im2col_matrix(" in c.source)
+    assert "otter_answer_cell" in code[answer].metadata.get("tags", [])
+    assert code[answer + 1].source.strip() == f'grader.check("{EXERCISE_QUESTION}")'
+    master_cell = next(c.source for c in solution.cells if c.cell_type == "code"
+                       and "def im2col_matrix(" in c.source)
+    typed = "\n".join(solution_lines(master_cell.splitlines()))  # what a student would write
+    assert "NotImplementedError" in code[answer].source and "NotImplementedError" not in typed
+
+    page = browser.new_page()
+    screenshot = tmp_path / "student_answer.png"
+    try:
+        open_notebook(page, lab.url(notebook_path(f"student/{name}.ipynb")), OPEN_TIMEOUT_S)
+        run_all_cells(page)
+        wait_until_finished(page, RUN_TIMEOUT_S)
+        before = "\n".join(cell_outputs(page, answer + 1))
+        replace_cell_source(page, answer, typed)
+        run_cell_and_next(page, answer, RUN_TIMEOUT_S)
+        after = "\n".join(cell_outputs(page, answer + 1))
+    finally:
+        save_screenshot(page, screenshot)
+        page.close()
+    assert "NotImplementedError" in before and "passed" not in before, before
+    assert f"{EXERCISE_QUESTION} passed" in after, after
+    assert "NotImplementedError" not in after, after
