@@ -96,13 +96,16 @@ GRADES ?= grades
 GRADE_ARGS ?=
 STUDENT ?=
 SUBMIT_NB ?= dist/student/$(ASSIGNMENT)/$(ASSIGNMENT).ipynb
-.PHONY: release grade submit export
+.PHONY: release grade grade-fixtures submit export
 release: install  ## student and autograder versions of the exercise notebooks, into dist/
 	$(PY) -m course_utils.grading release --out dist
 
 grade: install  ## grade SUBMISSIONS=dir (folders or zips) into GRADES=grades/ (GRADE_ARGS=...)
 	$(PY) -m course_utils.grading grade $(SUBMISSIONS) --assignment $(ASSIGNMENT) \
 	  --out $(GRADES) $(GRADE_ARGS)
+
+grade-fixtures: install  ## grade the made-up submissions of tests/fixtures/submissions (after make release)
+	$(PY) -m course_utils.grading fixtures --out $(GRADES)/fixtures
 
 submit: install  ## zip your notebook for the grader: make submit STUDENT=your-id [SUBMIT_NB=path]
 	@test -n "$(STUDENT)" || { echo "usage: make submit STUDENT=your-id [SUBMIT_NB=path]"; exit 2; }

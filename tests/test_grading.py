@@ -16,10 +16,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_support import build_notebook, build_submission, source_text
 from nbclient import NotebookClient
 
-from course_utils.grading.grade import grade_all
+from course_utils.grading.fixtures import build_notebook, build_submission, source_text
+from course_utils.grading.grade import Graded, grade_all, grades_csv, marks_template, read_marks
 from course_utils.grading.release import hidden_test_names, leaks, questions, release
 from course_utils.grading.sandbox import isolation
 from course_utils.paths import PROJECT_ROOT
@@ -142,3 +142,33 @@ def test_public_checks_run_in_the_student_kernel(dist: Path, tmp_path: Path) -> 
     assert len(texts) == 6
     assert all("passed" in t for t in texts[:-1]), texts
     assert "col2im_matrix: hint" in texts[-1] and "passed" not in texts[-1], texts[-1]
+
+
+QUESTIONS = [{"name": "q_code", "points": 3, "manual": False},
+             {"name": "q_written", "points": 2, "manual": True}]
+
+
+def test_hand_marks_are_merged_into_the_grades(tmp_path: Path) -> None:
+    results = [Graded("ann", scores={"q_code": 3.0}), Graded("bob", scores={"q_code": 1.5})]
+    assert marks_template(results, QUESTIONS) == "student,q_written\nann,\nbob,\n"
+    marks = tmp_path / "marks.csv"
+    marks.write_text("student,q_written\nann,1.5\nbob,\n")
+    for graded in results:
+        graded.marks = read_marks(marks, QUESTIONS, ["ann", "bob"]).get(graded.student, {})
+    assert grades_csv(results, QUESTIONS) == ("student,q_code,q_written,total\n"
+                                              "ann,3,1.5,4.5\nbob,1.5,,1.5\n")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("student,q_written\ncarl,1\n", "line 2: no submission from student 'carl'"),
+    ("student,q_code\nann,1\n", "column 'q_code' is not a hand-graded question"),
+    ("student,q_written\nann,3\n", "line 2, q_written: 3 is outside 0..2"),
+    ("student,q_written\nann,good\n", "line 2, q_written: 'good' is not a number"),
+    ("name,q_written\nann,1\n", "no 'student' column"),
+])
+def test_a_bad_marks_file_is_refused_with_its_line(tmp_path: Path, text: str,
+                                                   message: str) -> None:
+    marks = tmp_path / "marks.csv"
+    marks.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_marks(marks, QUESTIONS, ["ann", "bob"])

@@ -1,4 +1,4 @@
-"""Command line: ``python -m course_utils.grading {release,grade,submit,export} ...``."""
+"""Command line: ``python -m course_utils.grading {release,grade,fixtures,submit,export} ...``."""
 
 from __future__ import annotations
 
@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--memory-mb", type=int, default=1024,
                        help="address-space limit of the sandbox process")
     grade.add_argument("--isolation", choices=("auto", "none"), default="auto")
+    grade.add_argument("--marks", type=Path, default=None,
+                       help="CSV of the hand-graded questions' points (fill in "
+                            "<out>/written/marks_template.csv), merged into grades.csv")
 
     sub = commands.add_parser("submit", help="zip a notebook for the grader")
     sub.add_argument("notebook", type=Path, nargs="?",
@@ -66,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
                      / f"{DEFAULT_ASSIGNMENT}.ipynb")
     sub.add_argument("--student", required=True, help="your student id (the zip's name)")
     sub.add_argument("--out", type=Path, default=PROJECT_ROOT / "submissions")
+
+    demo = commands.add_parser("fixtures", help="grade the made-up fixture submissions "
+                                                "(tests/fixtures/submissions) of every exercise")
+    demo.add_argument("assignments", nargs="*", help="default: every fixture folder")
+    demo.add_argument("--dist", type=Path, default=PROJECT_ROOT / "dist",
+                      help="where `make release` wrote autograder/")
+    demo.add_argument("--out", type=Path, default=PROJECT_ROOT / "grades" / "fixtures")
 
     export = commands.add_parser("export", help="write the modules of '#| export' cells")
     export.add_argument("--check", action="store_true", help="only report stale modules")
@@ -87,7 +97,13 @@ def main(argv: list[str] | None = None) -> int:
             autograder = args.autograder or PROJECT_ROOT / "dist" / "autograder" / args.assignment
             grade_all(args.submissions, autograder, args.out, timeout=args.timeout,
                       budget=args.budget, memory_mb=args.memory_mb,
-                      isolation_mode=args.isolation)
+                      isolation_mode=args.isolation, marks=args.marks)
+        elif args.command == "fixtures":
+            from course_utils.grading.fixtures import grade_fixtures
+
+            tables = grade_fixtures(args.dist, args.out, args.assignments or None)
+            for name, table in tables.items():
+                print(f"== {name} (grades in {args.out / name / 'grades'})\n{table}\n")
         elif args.command == "submit":
             print(f"wrote {submit(args.notebook, args.student, args.out)}: hand this file in")
         elif args.command == "export":

@@ -73,12 +73,13 @@ class Graded:
     tests: list[TestResult] = field(default_factory=list)
     cells: dict[str, str] = field(default_factory=dict)
     written: dict[str, str] = field(default_factory=dict)
+    marks: dict[str, float] = field(default_factory=dict)  # hand-graded questions, by the marker
     error: str | None = None
     seconds: float = 0.0
 
     @property
     def total(self) -> float:
-        return sum(self.scores.values())
+        return sum(self.scores.values()) + sum(self.marks.values())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,14 +309,21 @@ def _points(value: float) -> str:
     return f"{round(value, 4):g}"
 
 
+def _cell(graded: Graded, question: dict) -> str:
+    """A question's points for one student; a hand-graded one is empty until it is marked."""
+    name = question["name"]
+    if question["manual"]:
+        return _points(graded.marks[name]) if name in graded.marks else ""
+    return _points(graded.scores.get(name, 0.0))
+
+
 def grades_csv(results: list[Graded], questions: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["student"] + [q["name"] for q in questions] + ["total"])
     for graded in results:
         writer.writerow([graded.student]
-                        + ["" if q["manual"] else _points(graded.scores.get(q["name"], 0.0))
-                           for q in questions]
+                        + [_cell(graded, q) for q in questions]
                         + [_points(graded.total)])
     return buffer.getvalue()
 
@@ -324,13 +332,15 @@ def feedback_markdown(graded: Graded, questions: list[dict], assignment: str,
                       iso: Isolation) -> str:
     lines = [f"# {assignment}: feedback for {graded.student}", ""]
     possible = sum(q["points"] for q in questions if not q["manual"])
-    lines.append(f"Autograded: **{_points(graded.total)} / {_points(possible)}** points. "
+    lines.append(f"Autograded: **{_points(sum(graded.scores.values()))} / {_points(possible)}**"
+                 " points. "
                  "Hand-graded questions are marked separately.")
     if graded.error:
         lines += ["", f"**Problem:** {graded.error}"]
     lines += ["", "| question | points | out of |", "|---|---|---|"]
     for q in questions:
-        score = "by hand" if q["manual"] else _points(graded.scores.get(q["name"], 0.0))
+        score = ((_cell(graded, q) or "by hand") if q["manual"]
+                 else _points(graded.scores.get(q["name"], 0.0)))
         lines.append(f"| {q['name']} | {score} | {_points(q['points'])} |")
     for q in questions:
         if q["manual"]:
@@ -369,7 +379,7 @@ def summary_markdown(results: list[Graded], questions: list[dict], assignment: s
              f"{len(results)} submissions graded in {seconds:.1f} s. Sandbox: {iso.describe()}.",
              "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for g in results:
-        cells = ["" if q["manual"] else _points(g.scores.get(q["name"], 0.0)) for q in questions]
+        cells = [_cell(g, q) for q in questions]
         lines.append(f"| {g.student} | " + " | ".join(cells)
                      + f" | {_points(g.total)} | {g.seconds:.1f} |")
     if results:
@@ -385,13 +395,58 @@ def summary_markdown(results: list[Graded], questions: list[dict], assignment: s
     lines += ["", f"Autograded total out of {_points(sum(q['points'] for q in auto))}; "
               "hand-graded: " + (", ".join(f"{q['name']} (/{_points(q['points'])})"
                                            for q in questions if q["manual"]) or "none")
-              + " (answers in written/).", ""]
+              + " (answers in written/; merge the marker's points with --marks "
+              "written/marks_template.csv once filled in).", ""]
     return "\n".join(lines)
+
+
+def read_marks(path: Path, questions: list[dict], students: list[str]) -> dict[str, dict]:
+    """The marker's points for the hand-graded questions: a CSV with a ``student`` column and
+    one column per hand-graded question (``written/marks_template.csv`` is one to fill in).
+    Empty cells are not marked yet. Raises ValueError naming the file, row and column of a
+    student, question or value it cannot use."""
+    manual = {q["name"]: q["points"] for q in questions if q["manual"]}
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if rows and "student" not in rows[0]:
+        raise ValueError(f"{path}: no 'student' column; start from written/marks_template.csv")
+    marks: dict[str, dict] = {}
+    for line, row in enumerate(rows, start=2):
+        student = (row.pop("student") or "").strip()
+        if student not in students:
+            raise ValueError(f"{path}, line {line}: no submission from student {student!r}")
+        for question, text in row.items():
+            if question not in manual:
+                raise ValueError(f"{path}: column {question!r} is not a hand-graded question "
+                                 f"(those are {sorted(manual)})")
+            if text is None or not text.strip():
+                continue
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(f"{path}, line {line}, {question}: {text!r} is not a number"
+                                 ) from None
+            if not 0 <= value <= manual[question]:
+                raise ValueError(f"{path}, line {line}, {question}: {value:g} is outside "
+                                 f"0..{manual[question]:g}")
+            marks.setdefault(student, {})[question] = value
+    return marks
+
+
+def marks_template(results: list[Graded], questions: list[dict]) -> str:
+    """The CSV a marker fills in (``--marks``): one row per student, hand-graded columns."""
+    manual = [q["name"] for q in questions if q["manual"]]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["student", *manual])
+    for graded in results:
+        writer.writerow([graded.student] + [_cell(graded, q) for q in questions if q["manual"]])
+    return buffer.getvalue()
 
 
 def grade_all(submissions_dir: Path, autograder: Path, out: Path, *, timeout: float = 10.0,
               budget: float = 120.0, memory_mb: int = 1024, isolation_mode: str = "auto",
-              echo: bool = True) -> list[Graded]:
+              echo: bool = True, marks: Path | None = None) -> list[Graded]:
     """Grade every submission in ``submissions_dir``; write the reports into ``out``."""
     started = time.monotonic()
     autograder, out = Path(autograder).resolve(), Path(out).resolve()
@@ -402,6 +457,8 @@ def grade_all(submissions_dir: Path, autograder: Path, out: Path, *, timeout: fl
     out.mkdir(parents=True, exist_ok=True)  # exists before the first sandbox, so it is hidden
     iso = isolation(isolation_mode)
     submissions = load_submissions(Path(submissions_dir), info["notebook"])
+    hand_marks = (read_marks(Path(marks), questions, [s.student for s in submissions])
+                  if marks else {})  # read first: a bad marks file stops before any grading
     hide = [Path(submissions_dir).resolve(), out, autograder]
     settings = info.get("sandbox", {})
     memory_mb = max(memory_mb, int(settings.get("memory_mb", 0)))
@@ -412,6 +469,7 @@ def grade_all(submissions_dir: Path, autograder: Path, out: Path, *, timeout: fl
                                   budget=budget, memory_mb=memory_mb, hide=hide,
                                   log_dir=out / "logs" / submission.student,
                                   allow_imports=allow_imports)
+        graded.marks = hand_marks.get(graded.student, {})
         results.append(graded)
         atomic_write_text(out / "feedback" / f"{graded.student}.md",
                           feedback_markdown(graded, questions, info["assignment"], iso))
@@ -424,6 +482,9 @@ def grade_all(submissions_dir: Path, autograder: Path, out: Path, *, timeout: fl
             text += [f"## {graded.student}", "", graded.written.get(q["name"], "").strip()
                      or "(no answer)", ""]
         atomic_write_text(out / "written" / f"{q['name']}.md", "\n".join(text))
+    if any(q["manual"] for q in questions):
+        atomic_write_text(out / "written" / "marks_template.csv",
+                          marks_template(results, questions))
     atomic_write_text(out / "grades.csv", grades_csv(results, questions))
     atomic_write_text(out / "summary.md", summary_markdown(
         results, questions, info["assignment"], iso, time.monotonic() - started))

@@ -1,4 +1,5 @@
-"""Building fixture submissions for the grading tests (tests/test_grading*.py).
+"""Fixture submissions: made-up students that show what grading does (``make grade-fixtures``)
+and that the grading tests (tests/test_grading*.py) grade to an exact grades.csv.
 
 A fixture (``tests/fixtures/submissions/<assignment>/<student>.py``) describes one student's
 submission as edits to the *current* student release, so it never goes stale when the master
@@ -12,9 +13,13 @@ from __future__ import annotations
 import ast
 import json
 import runpy
+import shutil
+import zipfile
 from pathlib import Path
 
-from course_utils.grading.__main__ import submit
+from course_utils.paths import PROJECT_ROOT
+
+FIXTURES_DIR = PROJECT_ROOT / "tests" / "fixtures" / "submissions"
 
 
 def source_text(cell: dict) -> str:
@@ -74,5 +79,31 @@ def build_submission(fixture: Path, dist: Path, submissions: Path, out: Path, na
     path = folder / f"{name}.ipynb"
     path.write_text(json.dumps(build_notebook(fixture, dist, out, name), indent=1))
     if packaging == "zip":
-        submit(path, student, submissions)
+        with zipfile.ZipFile(submissions / f"{student}.zip", "w", zipfile.ZIP_DEFLATED) as zipped:
+            zipped.write(path, path.name)
     return student
+
+
+def grade_fixtures(dist: Path, out: Path, assignments: list[str] | None = None,
+                   timeout: float = 10.0) -> dict[str, str]:
+    """Build every assignment's fixture submissions into ``out/<assignment>/submissions`` and
+    grade them into ``out/<assignment>/grades``; returns {assignment: the grades table}."""
+    from course_utils.grading.grade import grade_all, table_text
+
+    names = assignments or sorted(p.name for p in FIXTURES_DIR.iterdir() if p.is_dir())
+    tables = {}
+    for name in names:
+        autograder = Path(dist) / "autograder" / name
+        if not (autograder / "questions.json").exists():
+            raise FileNotFoundError(f"{autograder} has no questions.json: run `make release`")
+        folder = Path(out) / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        submissions, grades = folder / "submissions", folder / "grades"
+        submissions.mkdir(parents=True)
+        for fixture in sorted((FIXTURES_DIR / name).glob("*.py")):
+            build_submission(fixture, Path(dist), submissions, grades, name)
+        results = grade_all(submissions, autograder, grades, timeout=timeout, echo=False)
+        info = json.loads((autograder / "questions.json").read_text(encoding="utf-8"))
+        tables[name] = table_text(results, info["questions"])
+    return tables
