@@ -12,9 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from course_utils.grading.__main__ import master_notebooks
 from course_utils.grading.fixtures import build_submission
 from course_utils.grading.grade import grade_all
-from course_utils.grading.release import hidden_test_names, leaks, questions, release
+from course_utils.grading.release import (
+    hidden_test_names,
+    leaks,
+    questions,
+    questions_markdown,
+    release,
+)
 from course_utils.paths import PROJECT_ROOT
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "submissions"
@@ -66,3 +73,14 @@ def test_fixture_submissions_get_the_exact_grades(released: tuple[str, Path],
     auto = [q for q in questions(_master(name)) if not q["manual"]]
     assert float(rows["solution"]["total"]) == sum(q["points"] for q in auto)
     assert float(rows["release"]["total"]) == 0
+
+
+def test_readme_question_table_matches_the_masters() -> None:
+    start, end = "<!-- questions:start -->", "<!-- questions:end -->"
+    expected = questions_markdown(master_notebooks())
+    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    fix = (f"regenerate it with `python -m course_utils.grading questions` and paste it between "
+           f"the lines {start} and {end} in README.md:\n{expected}")
+    assert start in text and end in text, "README.md has no question table; " + fix
+    assert text.split(start, 1)[1].split(end, 1)[0].strip() == expected.strip(), \
+        "README.md's question table is stale; " + fix

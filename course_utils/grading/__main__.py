@@ -35,6 +35,14 @@ def submit(notebook: Path, student: str, out: Path) -> Path:
     return target
 
 
+def master_notebooks() -> list[Path]:
+    """Every notebook in notebooks/ with an ``# ASSIGNMENT CONFIG`` cell, in course order."""
+    from course_utils.grading.release import is_master_notebook
+
+    return [p for p in sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
+            if is_master_notebook(p)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_utils.grading",
                                      description=__doc__)
@@ -77,18 +85,17 @@ def main(argv: list[str] | None = None) -> int:
                       help="where `make release` wrote autograder/")
     demo.add_argument("--out", type=Path, default=PROJECT_ROOT / "grades" / "fixtures")
 
+    commands.add_parser("questions", help="the table of every exercise question (markdown)")
+
     export = commands.add_parser("export", help="write the modules of '#| export' cells")
     export.add_argument("--check", action="store_true", help="only report stale modules")
 
     args = parser.parse_args(argv)
     try:
         if args.command == "release":
-            from course_utils.grading.release import is_master_notebook, release
+            from course_utils.grading.release import release
 
-            notebooks = args.notebooks or [p for p in sorted((PROJECT_ROOT / "notebooks")
-                                                             .glob("*.ipynb"))
-                                           if is_master_notebook(p)]
-            for notebook in notebooks:
+            for notebook in args.notebooks or master_notebooks():
                 student, autograder = release(notebook, args.out)
                 print(f"{notebook.name}: {student} (for students), {autograder} (hidden tests)")
         elif args.command == "grade":
@@ -104,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             tables = grade_fixtures(args.dist, args.out, args.assignments or None)
             for name, table in tables.items():
                 print(f"== {name} (grades in {args.out / name / 'grades'})\n{table}\n")
+        elif args.command == "questions":
+            from course_utils.grading.release import questions_markdown
+
+            print(questions_markdown(master_notebooks()), end="")
         elif args.command == "submit":
             print(f"wrote {submit(args.notebook, args.student, args.out)}: hand this file in")
         elif args.command == "export":

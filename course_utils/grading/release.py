@@ -81,6 +81,54 @@ def questions(master: Path) -> list[dict]:
     return found
 
 
+def question_rows(master: Path) -> list[dict]:
+    """One row per question of ``master``: name, kind (code, numeric or written), points and
+    how many public and hidden tests it has (read from the master's raw marker cells)."""
+    rows: list[dict] = []
+    block = None
+    for cell in json.loads(Path(master).read_text(encoding="utf-8"))["cells"]:
+        text = _source(cell)
+        if cell["cell_type"] == "raw":
+            marker = text.strip().splitlines()[0] if text.strip() else ""
+            if marker == "# BEGIN QUESTION":
+                config = yaml.safe_load(text.split("\n", 1)[1]) or {}
+                points = config.get("points", 1)
+                rows.append({"name": config["name"], "points": sum(points)
+                             if isinstance(points, list) else points,
+                             "kind": "written" if config.get("manual") else "numeric",
+                             "public": 0, "hidden": 0})
+            elif marker in ("# BEGIN SOLUTION", "# BEGIN TESTS"):
+                block = marker
+            elif marker in ("# END SOLUTION", "# END TESTS"):
+                block = None
+            continue
+        if not rows or cell["cell_type"] != "code":
+            continue
+        if block == "# BEGIN SOLUTION" and re.search(r"^def \w+\(", text, re.MULTILINE):
+            rows[-1]["kind"] = "code"
+        elif block == "# BEGIN TESTS":
+            rows[-1]["hidden" if re.search(r"^hidden: *true", text, re.MULTILINE)
+                     else "public"] += 1
+    return rows
+
+
+def questions_markdown(masters: list[Path]) -> str:
+    """The README's table of every exercise question (``python -m course_utils.grading
+    questions``)."""
+    lines = ["| notebook | question | kind | points | public tests | hidden tests |",
+             "|---|---|---|---|---|---|"]
+    total = 0
+    for master in masters:
+        for row in question_rows(master):
+            total += row["points"]
+            tests = ("graded by hand", "") if row["kind"] == "written" else (
+                row["public"], row["hidden"])
+            lines.append(f"| {master.stem} | `{row['name']}` | {row['kind']} | {row['points']:g} "
+                         f"| {tests[0]} | {tests[1]} |")
+    lines.append(f"| **all** | {len(lines) - 2} questions | | {total:g} | | |")
+    return "\n".join(lines) + "\n"
+
+
 def solution_texts(master: Path) -> list[str]:
     """Lines that only the master's solution blocks hold (code and markdown), for leak checks.
 
