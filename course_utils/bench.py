@@ -37,6 +37,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .paths import PROJECT_ROOT, display_path
+from .timing import measure_fps
 from .train import _autocast, environment_info, to_model_input
 
 if TYPE_CHECKING:
@@ -111,26 +112,22 @@ def model_only_fps(model: nn.Module, images: torch.Tensor, batch_size: int,
     whole pass). A new shape costs cuDNN autotuning (``cudnn.benchmark``) or a torch.compile
     recompilation on its first call: left inside the timed pass, it made model-only at batch
     256 slower than the warm path in results/gpu_fps.json (6,588 = 25 x 256 + 188).
+    The timing itself is ``timing.measure_fps`` (written in notebook 04): warm-up untimed, a
+    device synchronisation before each clock read.
     Returns {"images", "batch_size", "seconds", "fps", "warmed_last"}.
     """
     device = torch.device(device)
     model = prepare_model(model, device, channels_last)
     x = to_model_input(images, device, channels_last)
     batches = _batches(x, batch_size)
-
-    @torch.inference_mode()
-    def run(selected: Sequence[torch.Tensor]) -> None:
-        with _autocast(device, amp):
-            for batch in selected:
-                model(batch)
-
-    warmup = batches[:warmup_batches]
+    warmup = batches[:warmup_batches]  # first calls pick kernels and allocate buffers
     if warmup_last and len(batches[-1]) != len(batches[0]):
         warmup.append(batches[-1])
-    run(warmup)  # first calls pick kernels and allocate buffers
-    seconds = _timed(lambda: run(batches), device)
-    return {"images": len(x), "batch_size": batch_size, "seconds": seconds,
-            "fps": len(x) / seconds, "warmed_last": warmup_last}
+    with torch.inference_mode(), _autocast(device, amp):
+        timed = measure_fps(model, batches, warmup, lambda: synchronize(device),
+                            time.perf_counter)
+    return {"images": timed["images"], "batch_size": batch_size, "seconds": timed["seconds"],
+            "fps": timed["fps"], "warmed_last": warmup_last}
 
 
 def device_batches(images: torch.Tensor, batch_size: int,

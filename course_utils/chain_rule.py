@@ -7,8 +7,10 @@ The network has two inputs, one hidden neuron and one output neuron, no biases:
     E  = 1/2 (y - t)^2                         (squared error against the target t)
 
 ``forward`` returns every intermediate, ``backward`` applies the chain rule exactly as the
-report writes it, and ``gradient_descent`` repeats the report's update rule. Every quantity is
-a Python float (a scalar): the point is the chain rule, not array shapes.
+report writes it, and ``gradient_descent`` repeats the report's update rule. The forward and
+backward passes themselves are written in notebook 05 and exported to ``course_utils.neuron``;
+here ``forward`` checks its arguments and both return dataclasses. Every quantity is a Python
+float (a scalar): the point is the chain rule, not array shapes.
 
 Two independent references check the hand-derived gradients: ``autograd_gradients`` (PyTorch,
 float64) and ``finite_difference_gradients`` (centred differences, via
@@ -19,13 +21,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from . import neuron
 from .checks import Check, check_claim
+from .neuron import (  # noqa: F401  (re-exported: chain_rule's API since before neuron.py)
+    ACTIVATION_FUNCTIONS,
+    relu,
+    relu_derivative,
+    sigmoid,
+    sigmoid_derivative,
+    tanh,
+    tanh_derivative,
+)
 from .scratch import bound_text, numerical_gradient
 
 # ---- Activations: a named pair (value, derivative) -------------------------------------
@@ -43,48 +55,12 @@ class Activation:
     derivative: Callable[[float], float]
 
 
-def sigmoid(z: float) -> float:
-    """1 / (1 + exp(-z)), written so that exp never overflows for large |z|."""
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)  # z < 0: exp(z) is small, exp(-z) could overflow
-    return e / (1.0 + e)
-
-
-def sigmoid_derivative(z: float) -> float:
-    """sigma'(z) = sigma(z) (1 - sigma(z))."""
-    s = sigmoid(z)
-    return s * (1.0 - s)
-
-
-def tanh(z: float) -> float:
-    """tanh(z)."""
-    return math.tanh(z)
-
-
-def tanh_derivative(z: float) -> float:
-    """tanh'(z) = 1 - tanh(z)^2."""
-    return 1.0 - math.tanh(z) ** 2
-
-
-def relu(z: float) -> float:
-    """max(0, z)."""
-    return z if z > 0 else 0.0
-
-
-def relu_derivative(z: float) -> float:
-    """1 for z > 0, else 0.
-
-    ReLU has no derivative at z = 0 (the slope jumps from 0 to 1). We use 0 there, the same
-    choice as PyTorch, so that autograd and this code agree even exactly at the kink.
-    """
-    return 1.0 if z > 0 else 0.0
-
-
+# The functions themselves (sigmoid, tanh, relu and their derivatives) are written in notebook
+# 05 and exported from it into course_utils/neuron.py (one copy: edit the notebook, then
+# `make export`); re-exported here.
 ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": Activation("sigmoid", sigmoid, sigmoid_derivative),
-    "tanh": Activation("tanh", tanh, tanh_derivative),
-    "relu": Activation("relu", relu, relu_derivative),
+    name: Activation(name, value, derivative)
+    for name, (value, derivative) in ACTIVATION_FUNCTIONS.items()
 }
 
 
@@ -157,25 +133,18 @@ def forward(x1: float, x2: float, t: float, w1: float, w2: float, w3: float,
     """Run the network on one example (x1, x2) with target t; return every intermediate."""
     x1, x2, t = _finite(x1, "x1"), _finite(x2, "x2"), _finite(t, "t")
     w1, w2, w3 = _finite(w1, "w1"), _finite(w2, "w2"), _finite(w3, "w3")
-    f_act, g_act = get_activation(f, "f"), get_activation(g, "g")
-    z1 = w1 * x1 + w2 * x2
-    h = f_act.value(z1)
-    z2 = w3 * h
-    y = g_act.value(z2)
-    E = 0.5 * (y - t) ** 2
-    return Forward(x1, x2, t, w1, w2, w3, f_act.name, g_act.name, z1, h, z2, y, E)
+    f_name, g_name = get_activation(f, "f").name, get_activation(g, "g").name
+    # the forward pass itself is notebook 05's, exported to course_utils/neuron.py
+    return Forward(**neuron.forward(x1, x2, t, w1, w2, w3, f_name, g_name))
 
 
 def backward(cache: Forward) -> Gradients:
-    """The report's chain rule, one line per equation, from the output back to w1 and w2."""
-    f_prime = ACTIVATIONS[cache.f].derivative
-    g_prime = ACTIVATIONS[cache.g].derivative
-    dE_dy = cache.y - cache.t  # the 1/2 in E cancels the 2 from the square
-    dE_dw3 = dE_dy * g_prime(cache.z2) * cache.h  # g' is evaluated at z2 = w3 h, not at y
-    dE_dh = dE_dy * g_prime(cache.z2) * cache.w3
-    dE_dw1 = dE_dh * f_prime(cache.z1) * cache.x1
-    dE_dw2 = dE_dh * f_prime(cache.z1) * cache.x2
-    return Gradients(dE_dy, dE_dw3, dE_dh, dE_dw1, dE_dw2)
+    """The report's chain rule, one line per equation, from the output back to w1 and w2.
+
+    A thin wrapper: the backward pass is notebook 05's ``backward`` (course_utils/neuron.py),
+    which reads the cache as a dict and returns the gradients as a dict.
+    """
+    return Gradients(**neuron.backward(asdict(cache)))
 
 
 def dead_units(cache: Forward) -> list[str]:

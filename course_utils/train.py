@@ -17,6 +17,7 @@ replays exactly the epochs an uninterrupted run would have run.
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import os
 import platform
@@ -32,6 +33,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import training_loop
 from .atomic import atomic_write, atomic_write_json
 from .paths import KEEP_CHECKPOINTS_ENV, PROJECT_ROOT, run_dir
 
@@ -262,21 +264,64 @@ def prepare_for_training(model: nn.Module, device: torch.device,
     return model
 
 
-def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-               optimizer: torch.optim.Optimizer, loss_fn: nn.Module, device: torch.device, *,
-               channels_last: bool = False, amp: str | None = None) -> torch.Tensor:
-    """One optimiser step on one batch (uint8 images (B, C, H, W), labels (B,)).
+def model_batches(batches: Iterable, device: torch.device, channels_last: bool = False,
+                  before_batch: Callable[[int], None] | None = None) -> Iterator[
+                      tuple[torch.Tensor, torch.Tensor]]:
+    """(x float in [0, 1] on ``device``, labels on ``device``) for each (uint8 images
+    (B, C, H, W), labels (B,)) of ``batches``: what ``training_loop``'s functions take.
 
-    Returns the batch's mean loss, detached and still on the device (no sync).
+    before_batch: called as ``before_batch(i)`` just before batch i is handed out, i.e. before
+    the optimiser step that uses it (the warm-up sets that step's learning rate there).
     """
-    x = to_model_input(images, device, channels_last)
-    y = labels.to(device, non_blocking=True)
-    with _autocast(device, amp):
-        loss = loss_fn(model(x), y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.detach()
+    for i, (images, labels) in enumerate(batches):
+        if before_batch is not None:
+            before_batch(i)
+        yield to_model_input(images, device, channels_last), labels.to(device, non_blocking=True)
+
+
+class Autocast(nn.Module):
+    """``model`` whose forward pass runs under bf16 autocast when ``amp == "bf16"``; the logits
+    come back in float32, so the loss is computed in float32 (as autocast itself does for
+    cross-entropy). Modes and parameters are the wrapped model's."""
+
+    def __init__(self, model: nn.Module, device: torch.device, amp: str | None) -> None:
+        super().__init__()
+        self.model, self.device_type, self.amp = model, torch.device(device).type, amp
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with _autocast(torch.device(self.device_type), self.amp):
+            return self.model(x).float()
+
+
+def _with_amp(model: nn.Module, device: torch.device, amp: str | None) -> nn.Module:
+    """``model`` itself in fp32, else wrapped in ``Autocast``."""
+    return model if amp is None else Autocast(model, device, amp)
+
+
+class RecordingLoss(nn.Module):
+    """``loss_fn`` that also keeps, per call, the batch's loss (detached), predicted labels and
+    true labels: ``training_loop.evaluate`` returns only the mean loss and the accuracy, and
+    ``fit`` needs the predictions (confusion matrix), ``train_steps`` the per-step losses."""
+
+    def __init__(self, loss_fn: nn.Module) -> None:
+        super().__init__()
+        self.loss_fn = loss_fn
+        self.losses: list[torch.Tensor] = []
+        self.predicted: list[torch.Tensor] = []
+        self.true: list[torch.Tensor] = []
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss = self.loss_fn(logits, labels)
+        self.losses.append(loss.detach())
+        self.predicted.append(logits.detach().argmax(1).cpu())
+        self.true.append(labels.cpu())
+        return loss
+
+    def labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(predicted labels (N,), true labels (N,)) over every call, as int64 arrays."""
+        if not self.true:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return torch.cat(self.predicted).numpy(), torch.cat(self.true).numpy()
 
 
 def warmup_lr(lr: float, step: int, warmup_steps: int) -> float:
@@ -298,46 +343,47 @@ def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.
                     desc: str = "train", lr_at: Callable[[int], float] | None = None) -> float:
     """One pass over ``batches`` (uint8 images (B, C, H, W), labels (B,)); mean train loss.
 
+    The pass itself is ``training_loop.train_one_epoch`` (written in notebook 03); this adds
+    the device, the input conversion, autocast and the progress bar.
     lr_at: if given, the learning rate of this epoch's step i is ``lr_at(i)`` (a warm-up).
     """
-    model.train()
-    loss_fn = make_loss()
-    count = 0
-    # Keep the running loss on the device: .item() every step would force a sync.
-    running = torch.zeros((), device=device)
-    for i, (images, labels) in enumerate(_progress(batches, len(batches), desc, progress)):
-        if lr_at is not None:
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(i)
-        loss = train_step(model, images, labels, optimizer, loss_fn, device,
-                          channels_last=channels_last, amp=amp)
-        running += loss.float() * len(labels)
-        count += len(labels)
-    return float(running) / max(count, 1)
+    def set_lr(i: int) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(i)
+
+    shown = _progress(batches, len(batches), desc, progress)
+    return training_loop.train_one_epoch(
+        _with_amp(model, device, amp),
+        model_batches(shown, device, channels_last, set_lr if lr_at is not None else None),
+        make_loss(), optimizer)
 
 
-@torch.inference_mode()
+def evaluate(model: nn.Module, batches: Iterable, device: torch.device, *,
+             channels_last: bool = False, amp: str | None = None) -> tuple[np.ndarray,
+                                                                          np.ndarray, float,
+                                                                          float]:
+    """``training_loop.evaluate`` (notebook 03) over uint8 ``batches``, keeping the predictions.
+
+    Returns (predicted labels (N,), true labels (N,), mean cross-entropy loss, accuracy;
+    nan for no images).
+    """
+    recorder = RecordingLoss(make_loss())
+    loss, accuracy = training_loop.evaluate(_with_amp(model, device, amp),
+                                            model_batches(batches, device, channels_last),
+                                            recorder)
+    pred, true = recorder.labels()
+    return pred, true, loss, accuracy if len(true) else float("nan")
+
+
 def predict(model: nn.Module, batches: Iterable, device: torch.device, *,
             channels_last: bool = False, amp: str | None = None) -> tuple[np.ndarray, np.ndarray,
                                                                           float]:
-    """Run the model over ``batches`` in eval mode.
+    """Run the model over ``batches`` in eval mode (``evaluate`` without the accuracy).
 
     Returns (predicted labels (N,), true labels (N,), mean cross-entropy loss).
     """
-    model.eval()
-    loss_fn = nn.CrossEntropyLoss(reduction="sum")
-    preds, truths, loss_sum = [], [], 0.0
-    for images, labels in batches:
-        x = to_model_input(images, device, channels_last)
-        y = labels.to(device)
-        with _autocast(device, amp):
-            logits = model(x)
-        loss_sum += float(loss_fn(logits.float(), y))
-        preds.append(logits.argmax(1).cpu())
-        truths.append(labels.cpu())
-    pred = torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
-    true = torch.cat(truths).numpy() if truths else np.zeros(0, dtype=np.int64)
-    return pred, true, loss_sum / max(len(true), 1)
+    pred, true, loss, _ = evaluate(model, batches, device, channels_last=channels_last, amp=amp)
+    return pred, true, loss
 
 
 def confusion_matrix(true: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -453,12 +499,11 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable, confi
             model, train_batches, optimizer, device, channels_last=config.channels_last,
             amp=config.amp, progress=config.progress,
             desc=f"epoch {epoch + 1}/{config.epochs}", lr_at=lr_at)
-        pred, true, test_loss = predict(model, test_batches, device,
-                                        channels_last=config.channels_last, amp=config.amp)
+        pred, true, test_loss, test_accuracy = evaluate(
+            model, test_batches, device, channels_last=config.channels_last, amp=config.amp)
         history.epochs.append({
             "epoch": epoch + 1, "train_loss": train_loss, "test_loss": test_loss,
-            "test_accuracy": float((pred == true).mean()) if len(true) else float("nan"),
-            "seconds": time.perf_counter() - started})
+            "test_accuracy": test_accuracy, "seconds": time.perf_counter() - started})
         history.predictions, history.labels = pred, true
         if on_epoch is not None:
             on_epoch(model, history)
@@ -548,15 +593,11 @@ def train_steps(model: nn.Module, batches: Iterable, optimizer: torch.optim.Opti
     batches yields (uint8 images (B, C, H, W), labels (B,)). Per-step losses show what a
     too-large learning rate does within a few steps, before an epoch-level curve could.
     """
-    model.train()
-    loss_fn = make_loss()
-    losses = []
-    for images, labels in batches:
-        if len(losses) >= steps:
-            break
-        losses.append(float(train_step(model, images, labels, optimizer, loss_fn, device,
-                                       channels_last=channels_last)))
-    return losses
+    recorder = RecordingLoss(make_loss())
+    training_loop.train_one_epoch(
+        model, model_batches(itertools.islice(batches, steps), device, channels_last),
+        recorder, optimizer)
+    return [float(loss) for loss in recorder.losses]
 
 
 @dataclass
@@ -760,9 +801,9 @@ def first_step_moves(make_model: Callable[[], nn.Module], images: torch.Tensor,
         x0, z0, loss0 = _fc1_probe(model, images, labels, device, config.channels_last)
         w0, b0 = fc1.weight.detach().clone(), fc1.bias.detach().clone()
         torch.manual_seed(config.seed)  # the step's dropout masks: the same for every lr
-        model.train()
-        train_step(model, images, labels, optimizer, make_loss(), device,
-                   channels_last=config.channels_last)
+        training_loop.train_one_epoch(  # one step, on this one batch
+            model, model_batches([(images, labels)], device, config.channels_last), make_loss(),
+            optimizer)
         x1, z1, loss1 = _fc1_probe(model, images, labels, device, config.channels_last)
         with torch.no_grad():
             weight_part = x0 @ (fc1.weight.float() - w0.float()).T + (fc1.bias - b0).float()

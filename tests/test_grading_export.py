@@ -56,3 +56,17 @@ def test_solution_lines_resolve_otter_markers() -> None:
              '    """ # END PROMPT', '    # BEGIN SOLUTION NO PROMPT', '    y = 2 * x',
              '    # END SOLUTION', '    return y', 'z = 3  # SOLUTION']
     assert solution_lines(lines) == ['def f(x):', '    y = 2 * x', '    return y', 'z = 3']
+
+
+def test_every_exported_module_holds_solutions_and_imports_no_course_code() -> None:
+    """Each master's module: the solutions, not the stubs; and it imports nothing from
+    course_utils, so the grading sandbox (which blocks course_utils) can run the same cells."""
+    modules = [render_module(p) for p in sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))]
+    modules = [m for m in modules if m is not None]
+    assert len(modules) >= 2
+    for module, text in modules:
+        assert "NotImplementedError(" not in text and "BEGIN PROMPT" not in text, module
+        assert "course_utils" not in "\n".join(
+            line for line in text.splitlines() if line.lstrip().startswith(("import ", "from "))
+        ), module
+        compile(text, str(module), "exec")

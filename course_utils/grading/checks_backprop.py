@@ -24,7 +24,6 @@ from course_utils.grading.assertions import (
     assert_array as _assert_array,
 )
 from course_utils.grading.assertions import (
-    call_text,
     fail,
     require_defined,
     rng_array,
@@ -198,7 +197,8 @@ def check_conv_backward_loops(conv_backward_loops: Callable | None, x_shape: tup
     w = rng.normal(size=(filters, x_shape[1], *kernel))
     b = rng.normal(size=filters)
     dout = rng.normal(size=reference_conv(x, w, b, stride, pad).shape)
-    call = call_text("conv_backward_loops", dout, x, w, stride=stride, pad=pad)
+    call = (f"conv_backward_loops(dout of shape {dout.shape}, x of shape {x.shape}, w of shape "
+            f"{w.shape}, stride={stride}, pad={pad})")
     grads = _grads(conv_backward_loops(dout.copy(), x.copy(), w.copy(), stride, pad), 3, call,
                    "conv_backward_loops", "(dx, dw, db)")
     if numerical:

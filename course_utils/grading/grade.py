@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from course_utils.atomic import atomic_write_text
+from course_utils.grading import sandbox_server as wire
 from course_utils.grading.export import is_export_cell
 from course_utils.grading.sandbox import (
     Isolation,
@@ -171,9 +172,25 @@ def _without_magics(source: str) -> str:
                      for line in source.splitlines())
 
 
-def graded_cells(notebook: dict) -> list[tuple[str, str]]:
+def _imported_packages(source: str) -> set[str]:
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def graded_cells(notebook: dict, blocked: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """(label, source) of the cells run when grading: answer cells, ``#| export`` cells and
-    cells that only define functions, classes or imports."""
+    cells that only define functions, classes or imports. A *given* cell that imports a
+    package the sandbox blocks (02's model class needs torch) is left out: it could only fail,
+    and no answer depends on it; an answer cell is always run."""
     cells = []
     for index, cell in enumerate(notebook["cells"]):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
@@ -181,9 +198,12 @@ def graded_cells(notebook: dict) -> list[tuple[str, str]]:
         source = _source(cell)
         metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
         tags = metadata.get("tags", []) if isinstance(metadata.get("tags"), list) else []
-        if {ANSWER_TAG, SOLUTION_TAG} & set(map(str, tags)) or is_export_cell(cell) \
-                or _only_definitions(source):
-            cells.append((f"cell {index}", _without_magics(source)))
+        answer = bool({ANSWER_TAG, SOLUTION_TAG} & set(map(str, tags)))
+        if not (answer or is_export_cell(cell) or _only_definitions(source)):
+            continue
+        if not answer and _imported_packages(source) & set(blocked):
+            continue
+        cells.append((f"cell {index}", _without_magics(source)))
     return cells
 
 
@@ -250,7 +270,8 @@ def grade_submission(submission: Submission, questions: list[dict], tests: dict[
         _fail_all(graded, tests, graded.error or "no notebook")
         return graded
     graded.written = written_answers(submission.notebook, manual)
-    sandbox = Sandbox(graded_cells(submission.notebook), iso, memory_mb=memory_mb,
+    blocked = tuple(n for n in wire.BLOCKED_IMPORTS if n not in allow_imports)
+    sandbox = Sandbox(graded_cells(submission.notebook, blocked), iso, memory_mb=memory_mb,
                       cell_timeout=timeout, call_timeout=timeout, hide=hide, log_dir=log_dir,
                       allow_imports=allow_imports)
     try:
