@@ -31,10 +31,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv and install the project (once)
 
 data: install  ## build the built-in dataset into data/sample if missing
-	$(PY) -m course_utils.data
+	$(PY) -m course_utils.part_one.data
 
 run: data  ## execute every notebook with papermill into runs/ (PARAMS=file.yaml, RUN_ARGS=...)
-	$(PY) -m course_utils.run_notebooks $(if $(PARAMS),--params $(PARAMS)) $(RUN_ARGS)
+	$(PY) -m course_utils.instructor.run_notebooks $(if $(PARAMS),--params $(PARAMS)) $(RUN_ARGS)
 
 # Figures drawn under test go to runs/, so a test run never rewrites the committed figures/.
 test: data  ## unit tests + nbval over every notebook
@@ -98,18 +98,18 @@ STUDENT ?=
 SUBMIT_NB ?= dist/student/$(ASSIGNMENT)/$(ASSIGNMENT).ipynb
 .PHONY: release grade grade-fixtures submit export
 release: install  ## student and autograder versions of the exercise notebooks, into dist/
-	$(PY) -m course_utils.grading release --out dist
+	$(PY) -m course_utils.instructor.grading release --out dist
 
 grade: install  ## grade SUBMISSIONS=dir (folders or zips) into GRADES=grades/ (GRADE_ARGS=...)
-	$(PY) -m course_utils.grading grade $(SUBMISSIONS) --assignment $(ASSIGNMENT) \
+	$(PY) -m course_utils.instructor.grading grade $(SUBMISSIONS) --assignment $(ASSIGNMENT) \
 	  --out $(GRADES) $(GRADE_ARGS)
 
 grade-fixtures: install  ## grade the made-up submissions of tests/fixtures/submissions (after make release)
-	$(PY) -m course_utils.grading fixtures --out $(GRADES)/fixtures
+	$(PY) -m course_utils.instructor.grading fixtures --out $(GRADES)/fixtures
 
 submit: install  ## zip your notebook for the grader: make submit STUDENT=your-id [SUBMIT_NB=path]
 	@test -n "$(STUDENT)" || { echo "usage: make submit STUDENT=your-id [SUBMIT_NB=path]"; exit 2; }
-	$(PY) -m course_utils.grading submit $(SUBMIT_NB) --student $(STUDENT) --out $(SUBMISSIONS)
+	$(PY) -m course_utils.instructor.grading submit $(SUBMIT_NB) --student $(STUDENT) --out $(SUBMISSIONS)
 
 export: install  ## write the package modules from the notebooks' `#| export` cells
-	$(PY) -m course_utils.grading export
+	$(PY) -m course_utils.instructor.grading export

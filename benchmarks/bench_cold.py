@@ -2,7 +2,8 @@
 
 The report's 59.21 FPS most likely included decoding: its loop read the test images from the
 files. Cold is that loop: a DataLoader over the files (``bench.file_loader``: N worker
-processes decoding with ``course_utils.data.load_image``) whose chunks are joined into batches
+processes decoding with ``course_utils.part_one.data.load_image``) whose chunks are joined into
+batches
 and run through the model (``bench.cold_fps``). Decode-only is the same DataLoader on the same
 workers without the model: the most cold can reach when decoding is the slower stage. In one
 run, over the built-in test split, at each image size: cold (each time beside decode-only),
@@ -22,10 +23,10 @@ import argparse
 
 import torch
 
-from course_utils import bench
-from course_utils.cache import load_cached_splits
-from course_utils.model import ReportCNN
-from course_utils.train import environment_info
+from course_utils.part_one import bench
+from course_utils.part_one.cache import load_cached_splits
+from course_utils.part_one.model import ReportCNN
+from course_utils.part_one.train import environment_info
 
 
 def median_run(rows: list[dict]) -> dict:

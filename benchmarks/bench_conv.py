@@ -1,4 +1,5 @@
-"""Speed of the from-scratch convolution (course_utils.scratch) against PyTorch and the loops.
+"""Speed of the from-scratch convolution (course_utils.part_two.scratch) against PyTorch and the
+loops.
 
     .venv/bin/python benchmarks/bench_conv.py               # one thread for numpy and torch
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_conv.py   # two threads each
@@ -35,9 +36,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
-from course_utils import scratch  # noqa: E402
 from course_utils.atomic import atomic_write_json  # noqa: E402
-from course_utils.bench import median_seconds  # noqa: E402
+from course_utils.part_one.bench import median_seconds  # noqa: E402
+from course_utils.part_two import scratch  # noqa: E402
 
 
 def seconds(run: Callable[[], object]) -> float:

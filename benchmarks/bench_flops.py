@@ -14,8 +14,8 @@ import argparse
 
 import torch
 
-from course_utils import bench
-from course_utils.model import ReportCNN
+from course_utils.part_one import bench
+from course_utils.part_one.model import ReportCNN
 
 
 def main() -> None:

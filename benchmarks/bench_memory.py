@@ -15,8 +15,8 @@ import sys
 
 STEP = """
 import resource, sys, torch
-from course_utils import train
-from course_utils.model import ReportCNN
+from course_utils.part_one import train
+from course_utils.part_one.model import ReportCNN
 size, batch = int(sys.argv[1]), int(sys.argv[2])
 config = train.resolve_config("report", device="cpu", batch_size=batch, image_size=size)
 torch.manual_seed(0)

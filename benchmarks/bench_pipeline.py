@@ -15,9 +15,9 @@ import argparse
 
 import torch
 
-from course_utils import bench
-from course_utils.cache import load_cached_splits
-from course_utils.model import ReportCNN
+from course_utils.part_one import bench
+from course_utils.part_one.cache import load_cached_splits
+from course_utils.part_one.model import ReportCNN
 
 
 def main() -> None:

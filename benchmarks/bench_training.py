@@ -4,7 +4,8 @@ Prints, measured side by side in this run on the built-in dataset (same model we
 images, same settings):
 - plain loop: ImageFolderDataset (PIL decode + resize of every image, every epoch),
   DataLoader(num_workers=0), default Adam (foreach), NCHW;
-- our loop: course_utils.train.train_one_epoch on the decoded cache, channels_last, fused Adam;
+- our loop: course_utils.part_one.train.train_one_epoch on the decoded cache, channels_last, fused
+Adam;
 - compute only: the sum over the same steps of forward + backward + optimizer step on batches
   already in memory (what our loop would take if data loading and bookkeeping cost nothing).
 Targets: plain / ours >= 1.6 and ours / compute <= 1.15. For information only, also our loop
@@ -23,10 +24,10 @@ import warnings
 
 import torch
 
-from course_utils import train
-from course_utils.cache import load_cached_split
-from course_utils.data import ImageFolderDataset, find_images
-from course_utils.model import ReportCNN
+from course_utils.part_one import train
+from course_utils.part_one.cache import load_cached_split
+from course_utils.part_one.data import ImageFolderDataset, find_images
+from course_utils.part_one.model import ReportCNN
 
 
 def plain_epoch(model: torch.nn.Module, dataset: ImageFolderDataset, batch_size: int,
@@ -48,7 +49,8 @@ def plain_epoch(model: torch.nn.Module, dataset: ImageFolderDataset, batch_size:
 
 def our_epoch(model: torch.nn.Module, batches: train.TensorBatches,
               config: train.TrainConfig, amp: str | None = None) -> float:
-    """Seconds for one epoch of course_utils.train's loop (cache, channels_last, fused Adam)."""
+    """Seconds for one epoch of course_utils.part_one.train's loop (cache, channels_last, fused
+    Adam)."""
     model.to(memory_format=torch.channels_last)
     optimizer = train.make_optimizer(model, config)
     start = time.perf_counter()

@@ -37,10 +37,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from course_utils import bench, data, report, train
+from course_utils import report
 from course_utils.atomic import atomic_write_bytes, atomic_write_json
-from course_utils.cache import load_cached_splits
-from course_utils.model import ReportCNN
+from course_utils.part_one import bench, data, train
+from course_utils.part_one.cache import load_cached_splits
+from course_utils.part_one.model import ReportCNN
 from course_utils.paths import PROJECT_ROOT
 
 STARTED = time.perf_counter()

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from course_utils import bench
 from course_utils.atomic import atomic_write_json
-from course_utils.model import ReportCNN
+from course_utils.part_one import bench
+from course_utils.part_one.model import ReportCNN
 from course_utils.paths import PROJECT_ROOT
 from course_utils.report import value
 

@@ -1,12 +1,13 @@
 """Training at the report's size: where the report's lr=1e-2 collapses, and what learns.
 
 One run trains, each from the same initial weights (seed 0) with the project's loop
-(course_utils.train.fit): the report's set-up (Adam, weight decay 1e-4, fp32) at lr 1e-2
+(course_utils.part_one.train.fit): the report's set-up (Adam, weight decay 1e-4, fp32) at lr 1e-2
 (the report's), 1e-3, 1e-4 and 3e-5 with batch 32, lr 1e-4 with batch 8, and lr 1e-2 with a
 linear warm-up (--warmup-epochs); each with per-epoch train/test loss, test accuracy, test
 predictions counted per class and the fractions of zeros entering fc1 (dead conv features)
 and fc2 (dead fc1 outputs), on the test split in eval mode. It also measures the
-first Adam step at each lr on one batch (course_utils.train.first_step_moves). The result is
+first Adam step at each lr on one batch (course_utils.part_one.train.first_step_moves). The result
+is
 written atomically after every run (JSON; "complete": true at the end), by default to
 results/gpu_train_curves.json on CUDA and results/cpu_train_curves.json on a CPU, and into
 $OUT when set. Notebook 03 shows it.
@@ -33,9 +34,10 @@ from pathlib import Path
 
 import torch
 
-from course_utils import bench, report, train
+from course_utils import report
 from course_utils.atomic import atomic_write_json
-from course_utils.model import ReportCNN
+from course_utils.part_one import bench, train
+from course_utils.part_one.model import ReportCNN
 from course_utils.paths import PROJECT_ROOT, display_path
 
 STARTED = time.perf_counter()

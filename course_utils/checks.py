@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_write_json
-from .paths import run_dir
-from .report import REPORT
+from course_utils.atomic import atomic_write_json
+from course_utils.paths import run_dir
+from course_utils.report import REPORT
 
 UNEXPLAINED = "unexplained difference"
 #: Shown in the table's match column for a row that agrees because it was built to.

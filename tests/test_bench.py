@@ -1,4 +1,4 @@
-"""course_utils.bench on a tiny model: the helpers count and time what they say they do."""
+"""course_utils.part_one.bench on a tiny model: the helpers count and time what they say they do."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils import bench
-from course_utils.data import DatasetWarning, generate_dataset
+from course_utils.part_one import bench
+from course_utils.part_one.data import DatasetWarning, generate_dataset
 
 
 class Tiny(nn.Module):
@@ -104,13 +104,13 @@ def test_cold_decodes_every_file_and_times_decode_only_on_the_same_loader(tmp_pa
     assert result["decode_only_fps"] == pytest.approx(9 / result["decode_only_seconds"])
     assert result["cold_over_decode_only"] == pytest.approx(
         result["fps"] / result["decode_only_fps"])
-    from course_utils.cache import cache_file
+    from course_utils.part_one.cache import cache_file
 
     assert not cache_file(root, 32, 1).exists()  # the cold path writes no decoded cache
 
 
 def test_cold_batches_hold_the_pixels_of_load_image(tmp_path):
-    from course_utils.data import find_images, load_image
+    from course_utils.part_one.data import find_images, load_image
 
     root = small_dataset(tmp_path / "ds")
     paths = [path for path, _ in find_images(root).files["test"]]
@@ -172,7 +172,7 @@ def test_record_carries_the_environment():
 
 
 def test_folded_batchnorm_gives_the_same_outputs():
-    from course_utils.model import ReportCNN
+    from course_utils.part_one.model import ReportCNN
 
     torch.manual_seed(0)
     model = ReportCNN(1, 3).eval()
@@ -256,7 +256,7 @@ def test_gpu_summary_shows_cold_and_warm_of_new_results():
 
 
 def test_inference_variants_agree_and_unknown_names_are_refused():
-    from course_utils.model import ReportCNN
+    from course_utils.part_one.model import ReportCNN
 
     torch.manual_seed(0)
     model = ReportCNN(1, 3).eval()

@@ -1,4 +1,4 @@
-"""course_utils.cache: same pixels as decoding, reuse, invalidation, per-dataset keys,
+"""course_utils.part_one.cache: same pixels as decoding, reuse, invalidation, per-dataset keys,
 files that do not decode."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from course_utils import cache
-from course_utils.data import (
+from course_utils.part_one import cache
+from course_utils.part_one.data import (
     DatasetError,
     DatasetWarning,
     find_images,
@@ -94,7 +94,7 @@ def test_corrupt_cache_file_is_rebuilt(dataset, tmp_path):
 
 
 def test_subset_matches_the_plain_dataset(dataset, tmp_path):
-    from course_utils.data import ImageFolderDataset
+    from course_utils.part_one.data import ImageFolderDataset
     index = find_images(dataset)
     images, labels = cache.load_cached_split(index, "train", 32, 1, subset=2, seed=5,
                                              cache_dir=tmp_path / "cache")
@@ -214,7 +214,7 @@ def test_split_of_only_truncated_files_is_an_error(truncated_dataset, tmp_path):
 
 
 def test_training_batches_skip_truncated_files(truncated_dataset, tmp_path, monkeypatch):
-    from course_utils import train
+    from course_utils.part_one import train
     monkeypatch.setattr(cache, "CACHE_DIR", tmp_path / "cache")
     config = train.resolve_config("quick", data_dir=truncated_dataset.root, image_size=32)
     with pytest.warns(DatasetWarning) as record:

@@ -1,4 +1,4 @@
-"""Tests for course_utils.chain_rule: the report's chain-rule network by hand."""
+"""Tests for course_utils.part_two.chain_rule: the report's chain-rule network by hand."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils.chain_rule import (
+from course_utils.part_two.chain_rule import (
     ACTIVATIONS,
     AUTOGRAD_TOLERANCE,
     FINITE_DIFF_TOLERANCE,

@@ -1,4 +1,4 @@
-"""Tests for course_utils.data: the generator, loading, inspection and every bad input."""
+"""Tests for course_utils.part_one.data: the generator, loading, inspection and every bad input."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from course_utils import data
-from course_utils.data import (
+from course_utils.part_one import data
+from course_utils.part_one.data import (
     SAMPLE_CLASSES,
     DatasetError,
     DatasetWarning,
@@ -27,7 +27,7 @@ from course_utils.data import (
     resolve_data_dir,
     verify_images,
 )
-from course_utils.model import MIN_IMAGE_SIZE
+from course_utils.part_one.model import MIN_IMAGE_SIZE
 
 # Must match tests/conftest.py (checked by test_tiny_spec_matches_conftest).
 TINY_TRAIN_PER_CLASS, TINY_TEST_PER_CLASS, TINY_WIDTH, TINY_HEIGHT = 3, 2, 64, 76

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from course_utils.grading.__main__ import master_notebooks
-from course_utils.grading.fixtures import build_submission
-from course_utils.grading.grade import grade_all
-from course_utils.grading.release import (
+from course_utils.instructor.grading.__main__ import master_notebooks
+from course_utils.instructor.grading.fixtures import build_submission
+from course_utils.instructor.grading.grade import grade_all
+from course_utils.instructor.grading.release import (
     hidden_test_names,
     leaks,
     questions,
@@ -79,8 +79,8 @@ def test_readme_question_table_matches_the_masters() -> None:
     start, end = "<!-- questions:start -->", "<!-- questions:end -->"
     expected = questions_markdown(master_notebooks())
     text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    fix = (f"regenerate it with `python -m course_utils.grading questions` and paste it between "
-           f"the lines {start} and {end} in README.md:\n{expected}")
+    fix = ("regenerate it with `python -m course_utils.instructor.grading questions` and paste "
+           f"it between the lines {start} and {end} in README.md:\n{expected}")
     assert start in text and end in text, "README.md has no question table; " + fix
     assert text.split(start, 1)[1].split(end, 1)[0].strip() == expected.strip(), \
         "README.md's question table is stale; " + fix

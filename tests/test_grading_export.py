@@ -1,6 +1,7 @@
 """The code notebook 07 teaches is written once, in the notebook, and exported into the package.
 
-``course_utils/im2col.py`` is generated from the cells marked ``#| export`` (solutions in, the
+``course_utils/part_two/im2col.py`` is generated from the cells marked ``#| export`` (solutions in,
+the
 students' stubs out); this test fails when the module is stale, i.e. someone edited the notebook
 without ``make export`` or edited the generated module by hand.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from course_utils.grading.export import export_all, render_module, solution_lines
+from course_utils.instructor.grading.export import export_all, render_module, solution_lines
 from course_utils.paths import PROJECT_ROOT
 
 MASTER = PROJECT_ROOT / "notebooks" / "07_im2col_and_fold.ipynb"
@@ -24,7 +25,7 @@ def test_exported_module_is_up_to_date() -> None:
 
 def test_exported_module_holds_the_solutions_not_the_stubs() -> None:
     module, text = render_module(MASTER)
-    assert module == PROJECT_ROOT / "course_utils" / "im2col.py"
+    assert module == PROJECT_ROOT / "course_utils" / "part_two" / "im2col.py"
     for name in ("im2col_matrix", "im2col", "col2im_matrix", "col2im", "conv_forward",
                  "conv_backward", "conv_forward_loops", "conv_output_size"):
         assert f"\ndef {name}(" in text
@@ -33,7 +34,7 @@ def test_exported_module_holds_the_solutions_not_the_stubs() -> None:
 
 
 def test_scratch_reexports_the_exported_functions() -> None:
-    from course_utils import im2col, scratch
+    from course_utils.part_two import im2col, scratch
 
     assert scratch.conv_forward is im2col.conv_forward
     assert scratch.col2im_matrix is im2col.col2im_matrix
@@ -48,7 +49,7 @@ def test_an_edited_notebook_makes_the_module_stale(tmp_path: Path) -> None:
     copy = tmp_path / MASTER.name
     copy.write_text(json.dumps(notebook), encoding="utf-8")
     _, text = render_module(copy)
-    assert text != (PROJECT_ROOT / "course_utils" / "im2col.py").read_text(encoding="utf-8")
+    assert text != (PROJECT_ROOT / "course_utils" / "part_two" / "im2col.py").read_text(encoding="utf-8")
 
 
 def test_solution_lines_resolve_otter_markers() -> None:

@@ -13,8 +13,8 @@ import os
 import numpy as np
 import pytest
 
-from course_utils.grading import sandbox_server as wire
-from course_utils.grading.sandbox import (
+from course_utils.instructor.grading import sandbox_server as wire
+from course_utils.instructor.grading.sandbox import (
     Sandbox,
     SandboxCrashed,
     SandboxTimeout,

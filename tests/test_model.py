@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from course_utils.model import (
+from course_utils.part_one.model import (
     MIN_IMAGE_SIZE,
     POOL2_SIZE,
     ReportCNN,

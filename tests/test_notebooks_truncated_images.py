@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from course_utils import cache
+from course_utils.part_one import cache
 from course_utils.paths import FIGURES_ENV, NOTEBOOKS_DIR, RUN_DIR_ENV
 
 IMAGE_SIZE = 32

@@ -1,4 +1,4 @@
-"""Tests for the notebook runner (course_utils.run_notebooks), on tiny fixture notebooks.
+"""Tests for the notebook runner (course_utils.instructor.run_notebooks), on tiny fixture notebooks.
 
 tests/fixtures/notebooks/: 01_passes (a figure and two checks), 02_fails (raises in cell 3 on
 purpose), 03_device (records a device), 04_sleeps (hangs in cell 2), 05_figure_link (markdown
@@ -31,8 +31,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from papermill.cli import _resolve_type  # private, but it *is* papermill's -p behaviour
 
-from course_utils import run_notebooks as rn
 from course_utils.checks import check_claim, save_run_meta
+from course_utils.instructor import run_notebooks as rn
 from course_utils.paths import KEEP_CHECKPOINTS_ENV, NOTEBOOKS_DIR, PROJECT_ROOT, RUN_DIR_ENV
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
@@ -312,8 +312,8 @@ def test_list_parameters_plain() -> None:
 def test_list_parameters_markdown_through_python_m() -> None:
     # the real entry point, as `make`/instructors call it
     completed = subprocess.run(
-        [sys.executable, "-m", "course_utils.run_notebooks", "--notebooks-dir", str(FIXTURES),
-         "--notebooks", "02", "--list-parameters", "--markdown"],
+        [sys.executable, "-m", "course_utils.instructor.run_notebooks",
+         "--notebooks-dir", str(FIXTURES), "--notebooks", "02", "--list-parameters", "--markdown"],
         capture_output=True, text=True, check=False, cwd=PROJECT_ROOT)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == (
@@ -334,7 +334,7 @@ def test_readme_parameter_section_matches_the_notebooks() -> None:
     expected = rn.format_parameters_markdown(rn.declared_parameters(rn.find_notebooks(
         NOTEBOOKS_DIR)))
     text = README.read_text(encoding="utf-8")
-    fix = ("regenerate it with `python -m course_utils.run_notebooks --list-parameters "
+    fix = ("regenerate it with `python -m course_utils.instructor.run_notebooks --list-parameters "
            f"--markdown` and paste it between the lines {START} and {END} in README.md:\n"
            + expected)
     assert START in text and END in text, "README.md has no parameter section; " + fix

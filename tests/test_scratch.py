@@ -1,4 +1,4 @@
-"""course_utils.scratch against torch.autograd (float64) and against numerical gradients.
+"""course_utils.part_two.scratch against torch.autograd (float64) and against numerical gradients.
 
 Shapes, strides and paddings are drawn by hypothesis; the values are drawn from a seeded
 numpy generator so each example is cheap. Example counts stay small (the file runs in seconds).
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils import scratch
+from course_utils.part_two import scratch
 
 FEW = settings(max_examples=25, deadline=None)
 TOL = 1e-10  # float64 against float64: only summation order differs

@@ -1,4 +1,4 @@
-"""course_utils.train: presets, devices, determinism, resume, checkpoints, result JSON.
+"""course_utils.part_one.train: presets, devices, determinism, resume, checkpoints, result JSON.
 
 A tiny CNN on random in-memory data keeps these fast; the loop is the one notebook 03 uses.
 """
@@ -14,9 +14,9 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils import train
+from course_utils.part_one import train
+from course_utils.part_one.train import TensorBatches, TrainConfig, fit, resolve_config
 from course_utils.paths import KEEP_CHECKPOINTS_ENV, PROJECT_ROOT, RUN_DIR_ENV
-from course_utils.train import TensorBatches, TrainConfig, fit, resolve_config
 
 
 def tiny_model(num_classes: int = 3) -> nn.Module:
@@ -280,7 +280,7 @@ def test_compare_learning_rates_rejects_zero_steps():
 def test_load_image_is_writable_and_dataset_is_silent(tiny_dataset_dir, in_channels):
     import warnings
 
-    from course_utils.data import ImageFolderDataset, find_images, load_image
+    from course_utils.part_one.data import ImageFolderDataset, find_images, load_image
 
     index = find_images(tiny_dataset_dir)
     path = index.files["train"][0][0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from course_utils import worked_example as we
+from course_utils.part_two import worked_example as we
 from course_utils.report import value
 
 

@@ -39,8 +39,8 @@ from lab_server import LabServer
 from playwright.sync_api import BrowserContext, Page
 from playwright.sync_api import Error as PlaywrightError
 
-from course_utils.grading.export import solution_lines
-from course_utils.grading.release import release
+from course_utils.instructor.grading.export import solution_lines
+from course_utils.instructor.grading.release import release
 from course_utils.paths import NOTEBOOKS_DIR
 
 OPEN_TIMEOUT_S = 120.0  # page load + kernel start on a busy 2-core machine

@@ -1,0 +1,1 @@
+"""The instructor's side: graded runs of the notebooks and grading."""

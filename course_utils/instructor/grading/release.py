@@ -1,0 +1,212 @@
+"""``make release``: the student and autograder versions of a master notebook, with otter-grader.
+
+The master notebook (``notebooks/NN_name.ipynb``) holds the prose, the solutions and the tests in
+otter-grader 7's format: raw cells ``# BEGIN QUESTION`` / ``# BEGIN SOLUTION`` / ``# BEGIN
+TESTS``; string-literal stubs between ``# BEGIN PROMPT`` and ``# END PROMPT``; ``hidden: true``
+tests; exception-based test files. ``otter assign`` splits it; this module moves the result to
+
+- ``dist/student/NN_name/``: the notebook with solutions replaced by the stubs, outputs
+  cleared, hidden tests removed, plus ``tests/`` with the public tests only;
+- ``dist/autograder/NN_name/``: the notebook with solutions, ``tests/`` with every test, and
+  ``questions.json`` (each question's name, points, and whether it is graded by hand), which
+  ``course_utils.instructor.grading.grade`` reads.
+
+It then checks that no hidden test and no solution line reached the student folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from course_utils.atomic import atomic_write_json
+from course_utils.instructor.grading.export import solution_lines
+
+SOLUTION_BEGIN = re.compile(r"# BEGIN SOLUTION")
+MIN_LEAK_LENGTH = 25  # shorter solution lines ("return dx, dw, db") may also be prose or stubs
+
+
+def _source(cell: dict) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def is_master_notebook(path: Path) -> bool:
+    """Whether the notebook has otter's ``# ASSIGNMENT CONFIG`` raw cell."""
+    cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+    return any(c["cell_type"] == "raw" and _source(c).lstrip().startswith("# ASSIGNMENT CONFIG")
+               for c in cells)
+
+
+SANDBOX_LINE = re.compile(r"^# sandbox (allow_imports|memory_mb): (.+)$")
+
+
+def sandbox_settings(master: Path) -> dict:
+    """The grading sandbox's settings, from comment lines of the ``# ASSIGNMENT CONFIG`` cell
+    (otter ignores comments; it refuses unknown keys):
+
+        # sandbox allow_imports: [torch]   (answers that train with torch; default: none)
+        # sandbox memory_mb: 6144          (importing torch alone reserves ~3.3 GB)
+    """
+    settings: dict = {}
+    for cell in json.loads(Path(master).read_text(encoding="utf-8"))["cells"]:
+        text = _source(cell)
+        if cell["cell_type"] == "raw" and text.lstrip().startswith("# ASSIGNMENT CONFIG"):
+            for line in text.splitlines():
+                match = SANDBOX_LINE.match(line.strip())
+                if match:
+                    settings[match.group(1)] = yaml.safe_load(match.group(2))
+    return settings
+
+
+def questions(master: Path) -> list[dict]:
+    """``[{"name", "points", "manual"}]`` from the master's ``# BEGIN QUESTION`` raw cells."""
+    found = []
+    for cell in json.loads(Path(master).read_text(encoding="utf-8"))["cells"]:
+        text = _source(cell)
+        if cell["cell_type"] == "raw" and text.lstrip().startswith("# BEGIN QUESTION"):
+            config = yaml.safe_load(text.split("\n", 1)[1]) or {}
+            points = config.get("points", 1)
+            if isinstance(points, list):
+                points = sum(points)
+            found.append({"name": config["name"], "points": points,
+                          "manual": bool(config.get("manual", False))})
+    return found
+
+
+def question_rows(master: Path) -> list[dict]:
+    """One row per question of ``master``: name, kind (code, numeric or written), points and
+    how many public and hidden tests it has (read from the master's raw marker cells)."""
+    rows: list[dict] = []
+    block = None
+    for cell in json.loads(Path(master).read_text(encoding="utf-8"))["cells"]:
+        text = _source(cell)
+        if cell["cell_type"] == "raw":
+            marker = text.strip().splitlines()[0] if text.strip() else ""
+            if marker == "# BEGIN QUESTION":
+                config = yaml.safe_load(text.split("\n", 1)[1]) or {}
+                points = config.get("points", 1)
+                rows.append({"name": config["name"], "points": sum(points)
+                             if isinstance(points, list) else points,
+                             "kind": "written" if config.get("manual") else "numeric",
+                             "public": 0, "hidden": 0})
+            elif marker in ("# BEGIN SOLUTION", "# BEGIN TESTS"):
+                block = marker
+            elif marker in ("# END SOLUTION", "# END TESTS"):
+                block = None
+            continue
+        if not rows or cell["cell_type"] != "code":
+            continue
+        if block == "# BEGIN SOLUTION" and re.search(r"^def \w+\(", text, re.MULTILINE):
+            rows[-1]["kind"] = "code"
+        elif block == "# BEGIN TESTS":
+            rows[-1]["hidden" if re.search(r"^hidden: *true", text, re.MULTILINE)
+                     else "public"] += 1
+    return rows
+
+
+def questions_markdown(masters: list[Path]) -> str:
+    """The README's table of every exercise question (``python -m course_utils.instructor.grading
+    questions``)."""
+    lines = ["| notebook | question | kind | points | public tests | hidden tests |",
+             "|---|---|---|---|---|---|"]
+    total = 0
+    for master in masters:
+        for row in question_rows(master):
+            total += row["points"]
+            tests = ("graded by hand", "") if row["kind"] == "written" else (
+                row["public"], row["hidden"])
+            lines.append(f"| {master.stem} | `{row['name']}` | {row['kind']} | {row['points']:g} "
+                         f"| {tests[0]} | {tests[1]} |")
+    lines.append(f"| **all** | {len(lines) - 2} questions | | {total:g} | | |")
+    return "\n".join(lines) + "\n"
+
+
+def solution_texts(master: Path) -> list[str]:
+    """Lines that only the master's solution blocks hold (code and markdown), for leak checks.
+
+    A line that also appears outside every solution block (in given code, say) is not a leak.
+    """
+    secret: list[str] = []
+    public: set[str] = set()
+    in_block = False
+    for cell in json.loads(Path(master).read_text(encoding="utf-8"))["cells"]:
+        text = _source(cell)
+        if cell["cell_type"] == "raw":
+            if text.strip() == "# BEGIN SOLUTION":
+                in_block = True
+            elif text.strip() == "# END SOLUTION":
+                in_block = False
+            continue
+        lines = text.splitlines()
+        if in_block and cell["cell_type"] == "markdown":
+            secret.extend(line.strip() for line in lines)
+            continue
+        inside = False  # a solution block inside a code cell
+        for line in lines:
+            stripped = line.rstrip()
+            if SOLUTION_BEGIN.search(stripped):
+                inside = True
+            elif stripped.endswith("# END SOLUTION"):
+                inside = False
+            elif inside or (in_block and re.search(r"# ?SOLUTION$", stripped)):
+                secret.extend(s.strip() for s in solution_lines([line]))
+            else:
+                public.add(line.strip())
+    return [line for line in secret if len(line) >= MIN_LEAK_LENGTH and line not in public]
+
+
+def hidden_test_names(autograder_tests: Path) -> list[str]:
+    """Names of the hidden test functions in an autograder ``tests/`` folder."""
+    names = []
+    for path in sorted(Path(autograder_tests).glob("*.py")):
+        names += re.findall(r"hidden=True[^\n]*\)\s*\ndef (\w+)", path.read_text(encoding="utf-8"))
+    return names
+
+
+def leaks(student_dir: Path, master: Path, autograder_dir: Path) -> list[str]:
+    """Solution lines and hidden test names found in any file under ``student_dir``."""
+    text = "\n".join(p.read_text(encoding="utf-8", errors="replace")
+                     for p in sorted(Path(student_dir).rglob("*")) if p.is_file())
+    found = [f"solution line: {line}" for line in solution_texts(master) if line in text]
+    found += [f"hidden test: {name}" for name in hidden_test_names(autograder_dir / "tests")
+              if name in text]
+    return found
+
+
+def release(master: Path, out: Path) -> tuple[Path, Path]:
+    """Run ``otter assign`` on ``master``; return (student folder, autograder folder)."""
+    master, out = Path(master).resolve(), Path(out).resolve()
+    name = master.stem
+    with tempfile.TemporaryDirectory(prefix=f"release-{name}-") as tmp:
+        result = subprocess.run([sys.executable, "-m", "otter", "assign", "--no-pdfs",
+                                 "--no-run-tests", str(master), str(Path(tmp) / "dist")],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"otter assign failed on {master.name}:\n{result.stdout}\n"
+                               f"{result.stderr}")
+        targets = {}
+        for kind in ("student", "autograder"):
+            target = out / kind / name
+            if target.exists():
+                shutil.rmtree(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(Path(tmp) / "dist" / kind), target)
+            targets[kind] = target
+    atomic_write_json(targets["autograder"] / "questions.json",
+                      {"assignment": name, "notebook": master.name,
+                       "questions": questions(master),
+                       "sandbox": sandbox_settings(master)})
+    found = leaks(targets["student"], master, targets["autograder"])
+    if found:
+        shutil.rmtree(targets["student"])
+        raise RuntimeError(f"{master.name}: the student version would leak, so it was deleted:\n"
+                           + "\n".join(found))
+    return targets["student"], targets["autograder"]

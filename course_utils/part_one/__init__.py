@@ -1,0 +1,1 @@
+"""Part One of the report: the dataset, the CNN, training and speed."""
