@@ -49,7 +49,8 @@ def test_an_edited_notebook_makes_the_module_stale(tmp_path: Path) -> None:
     copy = tmp_path / MASTER.name
     copy.write_text(json.dumps(notebook), encoding="utf-8")
     _, text = render_module(copy)
-    assert text != (PROJECT_ROOT / "course_utils" / "part_two" / "im2col.py").read_text(encoding="utf-8")
+    module = PROJECT_ROOT / "course_utils" / "part_two" / "im2col.py"
+    assert text != module.read_text(encoding="utf-8")
 
 
 def test_solution_lines_resolve_otter_markers() -> None:
