@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
+from course_utils import figures
 from course_utils.part_one import data
 from course_utils.part_one.data import (
     SAMPLE_CLASSES,
@@ -751,12 +752,12 @@ def test_figures_draw(tiny_dataset_dir: Path) -> None:
     index = quiet_find_images(tiny_dataset_dir)
     images, labels = data.load_split_pixels(index, "train", 32)
     examples = data.pick_examples(index, "train", per_class=2)
-    figures = [data.plot_class_balance(index.counts()),
-               data.plot_sample_grid(examples, index.classes, 32),
-               data.plot_intensity_histograms(images, labels, index.classes),
-               data.plot_resize(examples[0][0], 32),
-               data.plot_channels(load_image(examples[0][0], 32, 3))]
-    assert [len(f.axes) for f in figures][2:] == [6, 2, 3]
-    assert len(figures[1].axes) == 6 * 2
-    for figure in figures:
+    drawn = [figures.plot_class_balance(index.counts()),
+             figures.plot_sample_grid(examples, index.classes, 32),
+             figures.plot_intensity_histograms(images, labels, index.classes),
+             figures.plot_resize(examples[0][0], 32),
+             figures.plot_channels(load_image(examples[0][0], 32, 3))]
+    assert [len(f.axes) for f in drawn][2:] == [6, 2, 3]
+    assert len(drawn[1].axes) == 6 * 2
+    for figure in drawn:
         plt.close(figure)

@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from course_utils import figures
 from course_utils.part_one import train
 from course_utils.part_one.train import TensorBatches, TrainConfig, fit, resolve_config
 from course_utils.paths import KEEP_CHECKPOINTS_ENV, PROJECT_ROOT, RUN_DIR_ENV
@@ -429,7 +430,7 @@ def test_train_curves_table_and_figure(tmp_path):
     frame = train.curves_frame(record)
     assert frame.loc["lr 0.01, batch 32", "classes predicted"] == 1
     assert frame.loc["lr 0.01, batch 32", "best epoch's accuracy"] == 0.4
-    fig = train.plot_train_curves(record, 0.58, "title")
+    fig = figures.plot_train_curves(record, 0.58, "title")
     assert len(fig.axes) == 2
     path = tmp_path / "curves.json"
     path.write_text(json.dumps(record))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from course_utils import figures
 from course_utils.part_two import worked_example as we
 from course_utils.report import value
 
@@ -124,8 +125,8 @@ def test_plot_functions_return_figures_with_the_expected_axes(
     import matplotlib.pyplot as plt
 
     winners = we.recover_winners()
-    image = we.plot_recovered_image(inputs, [(1, 1)], winners)
-    maps = we.plot_backward_maps(results, winners)
+    image = figures.plot_recovered_image(inputs, [(1, 1)], winners)
+    maps = figures.plot_backward_maps(results, winners)
     try:
         assert len(image.axes) == 1
         assert len(image.axes[0].patches) == len(winners)  # one box per winning window

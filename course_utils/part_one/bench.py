@@ -28,7 +28,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,9 +39,6 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from course_utils.part_one.timing import measure_fps
 from course_utils.part_one.train import _autocast, environment_info, to_model_input
 from course_utils.paths import PROJECT_ROOT, display_path
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 #: Batch sizes of the FPS sweep (notebook 04); the GPU check goes up to 256.
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -627,55 +624,6 @@ def warm_gap_table(record: dict[str, Any]) -> pd.DataFrame:
                      "model_only_fps": round(model["fps"], 1), "warm_fps": round(warm["fps"], 1),
                      "warm/model-only": round(warm["fps"] / model["fps"], 3)})
     return pd.DataFrame(rows)
-
-
-def plot_fps_vs_batch(model_only: Sequence[dict], warm: Sequence[dict], report_fps: float,
-                      cold: Sequence[dict] = ()) -> Figure:
-    """FPS against batch size (log 2 axis): model-only line, cold and warm points, the report."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots()
-    ax.plot([r["batch_size"] for r in model_only], [r["fps"] for r in model_only], "o-",
-            label="model-only (tensors in memory)")
-    if cold:
-        ax.plot([r["batch_size"] for r in cold], [r["fps"] for r in cold], "^",
-                markersize=9, label="cold (files decoded -> model)")
-    ax.plot([r["batch_size"] for r in warm], [r["fps"] for r in warm], "s",
-            markersize=9, label="warm (files -> decoded cache -> model)")
-    ax.axhline(report_fps, color="gray", linestyle=":", label=f"report: {report_fps} FPS")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks([r["batch_size"] for r in model_only],
-                  [str(r["batch_size"]) for r in model_only])
-    ax.set(xlabel="batch size", ylabel="images per second", title="FPS against batch size")
-    ax.legend()
-    return fig
-
-
-def plot_end_to_end_vs_model(model_only: Sequence[dict], warm: Sequence[dict],
-                             cold: Sequence[dict] = ()) -> Figure:
-    """Bars per batch size measured end to end: model-only, decode-only, cold and warm FPS."""
-    import matplotlib.pyplot as plt
-
-    by_batch = {r["batch_size"]: r["fps"] for r in model_only}
-    cold_by_batch = {r["batch_size"]: r for r in cold}
-    shared = [r for r in warm if r["batch_size"] in by_batch]
-    series = [("model-only", [by_batch[r["batch_size"]] for r in shared])]
-    if cold:
-        series += [("decode-only (no model)",
-                    [cold_by_batch[r["batch_size"]]["decode_only_fps"]
-                     if r["batch_size"] in cold_by_batch else 0 for r in shared]),
-                   ("cold", [cold_by_batch[r["batch_size"]]["fps"]
-                             if r["batch_size"] in cold_by_batch else 0 for r in shared])]
-    series.append(("warm", [r["fps"] for r in shared]))
-    positions = np.arange(len(shared))
-    width = 0.8 / len(series)
-    fig, ax = plt.subplots()
-    for number, (label, values) in enumerate(series):
-        ax.bar(positions + (number - (len(series) - 1) / 2) * width, values, width, label=label)
-    ax.set_xticks(positions, [f"batch {r['batch_size']}" for r in shared])
-    ax.set(ylabel="images per second", title="Cold and warm against model-only")
-    ax.legend()
-    return fig
 
 
 def median_seconds(run: Callable[[], object], repeats: int) -> float:

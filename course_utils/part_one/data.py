@@ -40,11 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
 from PIL import Image, UnidentifiedImageError
 
 from course_utils.atomic import atomic_write_bytes, atomic_write_json
@@ -572,7 +570,7 @@ def verify_images(index: DatasetIndex) -> DatasetIndex:
         files[split] = []
         for path, label in items:
             try:
-                _decode_gray(path)
+                decode_gray(path)
             except DatasetError as error:
                 broken.append((path, str(error).split(": ", 1)[-1]))
                 continue
@@ -611,7 +609,7 @@ def _to_gray(image: Image.Image) -> Image.Image:
     return image.convert("L")  # RGB, CMYK, YCbCr, 1 (bilevel)...
 
 
-def _decode_gray(path: str | os.PathLike) -> Image.Image:
+def decode_gray(path: str | os.PathLike) -> Image.Image:
     """Decode ``path`` fully into an 8-bit grayscale PIL image.
 
     Raises UnreadableImageError (a DatasetError) for a corrupt, truncated or unsupported image,
@@ -738,7 +736,7 @@ def load_image(path: str | os.PathLike, image_size: int = 256, in_channels: int 
     for a corrupt or truncated image: loaders of many files catch that one and skip the file.
     """
     _check_load_params(image_size, in_channels)
-    gray = np.asarray(resize_gray(_decode_gray(path), image_size), dtype=np.uint8)
+    gray = np.asarray(resize_gray(decode_gray(path), image_size), dtype=np.uint8)
     # Pillow's array can be a read-only view of the image's buffer; copy it so callers
     # (torch.from_numpy in ImageFolderDataset) get a writable array and no UserWarning.
     return np.array(replicate_channels(gray, in_channels), copy=True)
@@ -804,7 +802,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         Returns (path, reason) of the dropped files (also added to ``skipped``); warns nothing.
         DatasetError, naming the split folder, if the split is left empty or mostly unusable.
         """
-        _, kept, skipped = decode_readable([p for p, _ in self.samples], _decode_gray, workers)
+        _, kept, skipped = decode_readable([p for p, _ in self.samples], decode_gray, workers)
         check_split_readable(self.root, self.split, len(self.samples), skipped)
         if skipped:
             self.samples = [self.samples[i] for i in kept]
@@ -885,7 +883,7 @@ def pick_examples(index: DatasetIndex, split: str, per_class: int,
         for j in rng.permutation(len(paths)):
             if len(positions) == per_class:
                 break
-            _, readable, bad = decode_readable([paths[j]], _decode_gray)
+            _, readable, bad = decode_readable([paths[j]], decode_gray)
             positions += [j] if readable else []
             skipped += bad
         examples.append([paths[j] for j in sorted(positions)])
@@ -945,86 +943,6 @@ def replication_equivalence_error(conv: torch.nn.Conv2d, gray: torch.Tensor) -> 
 
 
 # ---- figures for notebook 01 ----------------------------------------------------------------
-
-def plot_class_balance(counts: pd.DataFrame) -> Figure:
-    """Bar chart of images per class and split; counts from DatasetIndex.counts()."""
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    counts.plot.bar(ax=ax, rot=30)
-    ax.set_ylabel("images")
-    ax.set_ylim(0, 1.3 * counts.to_numpy().max())  # room for the legend above the bars
-    ax.legend(loc="upper center", ncol=len(counts.columns))
-    ax.set_title("Images per class")
-    for container in ax.containers:
-        ax.bar_label(container, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_sample_grid(examples: list[list[Path]], classes: Sequence[str],
-                     image_size: int) -> Figure:
-    """One row per class, one column per example, each resized to image_size (as trained)."""
-    rows, cols = len(examples), max(len(row) for row in examples)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols + 1.2, 1.3 * rows), squeeze=False)
-    for r, (name, paths) in enumerate(zip(classes, examples, strict=True)):
-        for c, ax in enumerate(axes[r]):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c < len(paths):
-                ax.imshow(load_image(paths[c], image_size, 1)[0], cmap="gray", vmin=0, vmax=255)
-        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
-    fig.suptitle(f"Random training images per class, resized to {image_size}x{image_size}")
-    fig.tight_layout()
-    return fig
-
-
-def plot_intensity_histograms(images: np.ndarray, labels: np.ndarray,
-                              classes: Sequence[str]) -> Figure:
-    """One pixel-intensity histogram (0-255, as a density) per class; images uint8 (N, H, W)."""
-    fig, axes = plt.subplots(2, math.ceil(len(classes) / 2), figsize=(10, 5), sharex=True,
-                             sharey=True, squeeze=False)
-    bins = np.arange(0, 257, 4)
-    for i, (ax, name) in enumerate(zip(axes.flat, classes, strict=False)):
-        ax.hist(images[labels == i].ravel(), bins=bins, density=True, color="0.3")
-        ax.set_title(name, fontsize=9)
-    for ax in axes.flat[len(classes):]:
-        ax.set_visible(False)
-    for ax in axes[-1]:
-        ax.set_xlabel("pixel value")
-    fig.suptitle("Pixel intensity per class")
-    fig.tight_layout()
-    return fig
-
-
-def plot_resize(path: str | os.PathLike, image_size: int) -> Figure:
-    """An image as stored (left) and after the resize to image_size x image_size (right).
-
-    Both are drawn at their true aspect ratio, so the squeeze of 800x947 into a square shows.
-    """
-    original = np.asarray(_decode_gray(path))
-    resized = load_image(path, image_size, 1)[0]
-    fig, axes = plt.subplots(1, 2, figsize=(6.5, 3.6),
-                             gridspec_kw={"width_ratios": [original.shape[1] / original.shape[0],
-                                                           1]})
-    for ax, pixels, title in ((axes[0], original, "as stored"),
-                              (axes[1], resized, "resized")):
-        ax.imshow(pixels, cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"{title}: {pixels.shape[1]}x{pixels.shape[0]}")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    return fig
-
-
-def plot_channels(pixels: np.ndarray) -> Figure:
-    """The channels of one loaded image side by side; pixels uint8 (C, H, W)."""
-    fig, axes = plt.subplots(1, len(pixels), figsize=(2.2 * len(pixels), 2.4), squeeze=False)
-    for c, ax in enumerate(axes[0]):
-        ax.imshow(pixels[c], cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"channel {c}")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    return fig
 
 
 def summary_line(index: DatasetIndex) -> str:

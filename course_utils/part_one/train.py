@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,9 +36,6 @@ from torch import nn
 from course_utils.atomic import atomic_write, atomic_write_json
 from course_utils.part_one import training_loop
 from course_utils.paths import KEEP_CHECKPOINTS_ENV, PROJECT_ROOT, run_dir
-
-if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn (not on GPU boxes)
-    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -658,20 +655,6 @@ def step_runs_frame(runs: list[StepRun], decimals: int = 4) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("lr").round(decimals)
 
 
-def plot_step_losses(runs: list[StepRun]) -> Figure:
-    """Train loss per optimiser step for each lr (log scale)."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots()
-    for run in runs:
-        steps = range(1, len(run.step_losses) + 1)
-        ax.plot(steps, run.step_losses, "o-", markersize=3, label=f"lr={run.lr:g}")
-    ax.set(xlabel="optimiser step", ylabel="train loss of the batch (log scale)", yscale="log",
-           title="Same model, data and seed; only the learning rate differs")
-    ax.legend()
-    return fig
-
-
 # ---- why a large lr collapses the model (notebook 03, "The report's size") ---------------------
 
 def prediction_counts(pred: np.ndarray, num_classes: int) -> list[int]:
@@ -973,34 +956,6 @@ def curves_findings(record: dict, report_accuracy: float,
     return lines
 
 
-def plot_train_curves(record: dict, report_accuracy: float, title: str) -> Figure:
-    """Test accuracy (left) and train loss (right, log scale) per epoch for every run of a
-    training-curves result, with the report's accuracy and chance."""
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for i, run in enumerate(record["runs"]):
-        epochs = [e["epoch"] for e in run["history"]]
-        style = "s--" if run["batch_size"] != record["config"]["batch_size"] or \
-            run["warmup_epochs"] else "o-"
-        left.plot(epochs, [e["test_accuracy"] for e in run["history"]], style, color=f"C{i}",
-                  label=run["name"])
-        right.plot(epochs, [e["train_loss"] for e in run["history"]], style, color=f"C{i}",
-                   label=run["name"])
-    left.axhline(report_accuracy, color="black", linestyle="-.",
-                 label=f"the report: {report_accuracy:.0%}")
-    left.axhline(1 / len(record["classes"]), color="gray", linestyle=":", label="chance")
-    left.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1), title="Test accuracy")
-    right.set(xlabel="epoch", ylabel="train loss (log scale)", yscale="log",
-              title="Train loss per epoch")
-    for ax in (left, right):
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    left.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 # ---- tables and figures for notebook 03 ---------------------------------------------------------
 
 def history_frame(history: History, decimals: int = 4) -> pd.DataFrame:
@@ -1031,63 +986,3 @@ def misclassified(true: np.ndarray, pred: np.ndarray, limit: int = 8) -> np.ndar
     return wrong[order][:limit]
 
 
-def plot_losses(histories: dict[str, History]) -> Figure:
-    """Train (solid) and test (dashed) loss per epoch for each named run; log scale."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots()
-    for i, (name, history) in enumerate(histories.items()):
-        color = f"C{i}"
-        ax.plot(history.column("epoch"), history.column("train_loss"), "o-", color=color,
-                label=f"{name}: train")
-        ax.plot(history.column("epoch"), history.column("test_loss"), "s--", color=color,
-                label=f"{name}: test")
-    ax.set(xlabel="epoch", ylabel="cross-entropy loss (log scale)", yscale="log",
-           title="Loss per epoch")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend()
-    return fig
-
-
-def plot_accuracy(histories: dict[str, History], chance: float) -> Figure:
-    """Test accuracy per epoch for each named run, with the chance level (1 / classes)."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots()
-    for name, history in histories.items():
-        ax.plot(history.column("epoch"), history.column("test_accuracy"), "o-", label=name)
-    ax.axhline(chance, color="gray", linestyle=":", label="chance")
-    ax.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1), title="Test accuracy per epoch")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend()
-    return fig
-
-
-def plot_confusion(counts: np.ndarray, classes: list[str]) -> Figure:
-    """The confusion matrix: rows true class, columns predicted class, counts in the cells."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    ax.imshow(counts, cmap="Blues")
-    for (i, j), value in np.ndenumerate(counts):
-        ax.text(j, i, str(value), ha="center", va="center",
-                color="white" if value > counts.max() / 2 else "black")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix (test)")
-    return fig
-
-
-def plot_examples(images: torch.Tensor, true: np.ndarray, pred: np.ndarray,
-                  classes: list[str], indices: np.ndarray) -> Figure:
-    """Test images at ``indices`` (images: uint8 (N, C, H, W)), titled true -> predicted."""
-    import matplotlib.pyplot as plt
-
-    count = max(len(indices), 1)
-    fig, axes = plt.subplots(1, count, figsize=(2 * count, 2.4), squeeze=False)
-    for ax, i in zip(axes[0], indices, strict=False):
-        ax.imshow(images[i, 0].numpy(), cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"{classes[true[i]]}\n-> {classes[pred[i]]}", fontsize=8)
-    for ax in axes[0]:
-        ax.axis("off")
-    return fig

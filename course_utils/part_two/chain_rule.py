@@ -24,7 +24,6 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -499,43 +498,3 @@ def descent_check(history: list[Step], lr: float) -> Check:
 # ---- Figures ------------------------------------------------------------------------------
 
 
-def plot_activations(z_min: float = -4.0, z_max: float = 4.0) -> plt.Figure:
-    """Each activation (top row) and its derivative (bottom row) on [z_min, z_max]."""
-    z = np.linspace(z_min, z_max, 401)
-    fig, axes = plt.subplots(2, len(ACTIVATIONS), figsize=(9, 4.5), sharex=True)
-    for column, act in enumerate(ACTIVATIONS.values()):
-        axes[0, column].plot(z, [act.value(v) for v in z])
-        axes[0, column].set_title(act.name)
-        axes[1, column].plot(z, [act.derivative(v) for v in z], color="tab:orange")
-        if act.name == "relu":  # no derivative at 0: mark the value the code chose
-            axes[1, column].plot([0.0], [act.derivative(0.0)], "o", color="black",
-                                 label=f"a'(0) = {act.derivative(0.0):g} in the code")
-            axes[1, column].legend(loc="center right", fontsize=8)
-        axes[1, column].set_xlabel("z")
-    axes[0, 0].set_ylabel("value a(z)")
-    axes[1, 0].set_ylabel("derivative a'(z)")
-    for ax in axes.flat:
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def plot_descent(history: list[Step], title: str) -> plt.Figure:
-    """E against the step (left, log scale when E > 0) and the three weights (right)."""
-    frame = history_frame(history)
-    fig, (ax_error, ax_weights) = plt.subplots(1, 2, figsize=(10, 3.8))
-    ax_error.plot(frame.index, frame["E"], marker=".")
-    if (frame["E"] > 0).all():
-        ax_error.set_yscale("log")  # E shrinks by orders of magnitude near the target
-    ax_error.set_xlabel("gradient-descent step")
-    ax_error.set_ylabel("E = 1/2 (y - t)^2")
-    ax_error.set_title(title)
-    for name in ("w1", "w2", "w3"):
-        ax_weights.plot(frame.index, frame[name], label=name)
-    ax_weights.set_xlabel("gradient-descent step")
-    ax_weights.set_ylabel("weight value")
-    ax_weights.legend()
-    for ax in (ax_error, ax_weights):
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -37,9 +36,6 @@ import torch
 from course_utils.checks import Check, check_claim, check_value, format_value
 from course_utils.part_two import scratch
 from course_utils.report import value
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 #: The input image of the public copy of this exercise (Data Science Stack Exchange, question
 #: 27506, "Back propagation in CNN"). DATA, not derived: we take its 11 entries that the
@@ -619,57 +615,3 @@ def entry_kinds(search_entries: Collection[tuple[int, int]]) -> np.ndarray:
     return kind
 
 
-def plot_recovered_image(inputs: Inputs, search_entries: Collection[tuple[int, int]],
-                         winners: list[tuple[int, int]]) -> Figure:
-    """The recovered image X (5, 5), coloured by where each entry comes from (``entry_kinds``).
-
-    Each winning max-pool window (top-left corner in ``winners``) is boxed as the 2x2 patch of X
-    that produced it. Returns a figure with one axes.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Rectangle
-
-    fig, ax = plt.subplots(figsize=(5, 4.6))
-    colors = ListedColormap(["#d9d9d9", "#fdd49e", "#9ecae1"])
-    ax.imshow(entry_kinds(search_entries), cmap=colors, vmin=0, vmax=2)
-    for (i, j), v in np.ndenumerate(inputs.x):
-        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=11)
-    for i, (r, c) in enumerate(winners):
-        # a conv output at (r, c) reads X[r:r+2, c:c+2]; -0.5 puts the box on pixel edges
-        ax.add_patch(Rectangle((c - 0.5, r - 0.5), 2, 2, fill=False, lw=2, ec=f"C{i}", ls="-"))
-    ax.set_xticks(range(5))
-    ax.set_yticks(range(5))
-    ax.set_title("Recovered image X: blue = searched (13), orange = fixed by\n"
-                 "the rounded conv output, grey = public copy (11); boxes = winning windows",
-                 fontsize=9)
-    return fig
-
-
-def plot_backward_maps(results: dict[str, np.ndarray], winners: list[tuple[int, int]]) -> Figure:
-    """Four heat maps: conv output (4, 4), max-pool delta (4, 4), dL/dX (5, 5), dL/dK (2, 2).
-
-    results: from ``forward_backward``; the winning conv outputs are boxed in the first panel.
-    Each panel has its own symmetric colour scale (red positive, blue negative).
-    Returns a figure with four axes.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
-    panels = [("conv output (winners boxed)", results["conv_output"]),
-              ("max-pool delta", results["maxpool_delta"]),
-              ("conv delta input dL/dX", results["conv_delta_input"]),
-              ("conv delta kernel dL/dK", results["conv_delta_kernel"])]
-    for ax, (title, matrix) in zip(axes, panels, strict=True):
-        limit = np.max(np.abs(matrix))  # symmetric scale: zero is white in every panel
-        ax.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit)
-        for (i, j), v in np.ndenumerate(matrix):
-            ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7)
-        ax.set_title(title, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for r, c in winners:
-        axes[0].add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, lw=2, ec="k"))
-    fig.suptitle("Forward output and the gradients flowing back (red positive, blue negative)")
-    return fig
