@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv and install the project (once)
 
 data: install  ## build the built-in dataset into data/sample if missing
-	$(PY) -m course_utils.part_one.data
+	$(PY) -m course_utils.part_one.dataset_generator
 
 run: data  ## execute every notebook with papermill into runs/ (PARAMS=file.yaml, RUN_ARGS=...)
 	$(PY) -m course_utils.instructor.run_notebooks $(if $(PARAMS),--params $(PARAMS)) $(RUN_ARGS)

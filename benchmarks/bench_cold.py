@@ -1,10 +1,10 @@
 """Cold FPS (every file decoded and resized, then the model) against decode-only, on CPU.
 
 The report's 59.21 FPS most likely included decoding: its loop read the test images from the
-files. Cold is that loop: a DataLoader over the files (``bench.file_loader``: N worker
-processes decoding with ``course_utils.part_one.data.load_image``) whose chunks are joined into
+files. Cold is that loop: a DataLoader over the files (``cold_path.file_loader``: N worker
+processes decoding with ``course_utils.part_one.decode.load_image``) whose chunks are joined into
 batches
-and run through the model (``bench.cold_fps``). Decode-only is the same DataLoader on the same
+and run through the model (``cold_path.cold_fps``). Decode-only is the same DataLoader on the same
 workers without the model: the most cold can reach when decoding is the slower stage. In one
 run, over the built-in test split, at each image size: cold (each time beside decode-only),
 warm (decoded cache) and model-only take turns ``--repeats`` times; for each the run with the
@@ -23,10 +23,11 @@ import argparse
 
 import torch
 
-from course_utils.part_one import bench
+from course_utils.part_one import cold_path, fps
 from course_utils.part_one.cache import load_cached_splits
+from course_utils.part_one.data_spec import data_spec
+from course_utils.part_one.devices import environment_info
 from course_utils.part_one.model import ReportCNN
-from course_utils.part_one.train import environment_info
 
 
 def median_run(rows: list[dict]) -> dict:
@@ -48,19 +49,19 @@ def main() -> None:
     print(f"CPU: {environment_info(device)['cpu']}, {torch.get_num_threads()} torch threads",
           flush=True)
     for size in args.sizes:
-        splits, classes = load_cached_splits(args.data_dir, size, 1)  # builds the cache once
+        splits, classes = load_cached_splits(data_spec(args.data_dir, size, 1))  # cached once
         images = splits["test"][0]
         torch.manual_seed(0)
         model = ReportCNN(1, len(classes))
         runs = {"cold": [], "warm": [], "model-only": []}
         for _ in range(args.repeats):  # the three paths take turns: drift hits them alike
-            runs["cold"].append(bench.cold_fps(model, args.data_dir, size, 1, args.batch_size,
-                                               device, workers=args.workers,
-                                               channels_last=True))
-            runs["warm"].append(bench.warm_fps(model, args.data_dir, size, 1, args.batch_size,
-                                               device, channels_last=True))
-            runs["model-only"].append(bench.model_only_fps(model, images, args.batch_size,
-                                                           device, channels_last=True))
+            runs["cold"].append(cold_path.cold_fps(model, args.data_dir, size, 1, args.batch_size,
+                                                   device, workers=args.workers,
+                                                   channels_last=True))
+            runs["warm"].append(fps.warm_fps(model, args.data_dir, size, 1, args.batch_size,
+                                             device, channels_last=True))
+            runs["model-only"].append(fps.model_only_fps(model, images, args.batch_size,
+                                                         device, channels_last=True))
         cold, warm, model_only = (median_run(runs[name]) for name in runs)
         print(f"{size}x{size}, batch {args.batch_size}, {cold['images']} test images, "
               f"{cold['workers']} workers (chunks of {cold['chunk_size']}): decode-only "

@@ -6,7 +6,7 @@ the ways take turns file by file (all ways on file 1, then on file 2, ..., a dif
 first each time), so a burst of load from other processes hits them all alike, and each way's
 median time per image over every file and round is kept. ``load_image`` is timed twice: the
 gap between its two rows is the noise of the run. Pixels are compared with
-``course_utils.part_one.data.load_image`` (Pillow: open, convert("L"), bilinear resize), which the
+``course_utils.part_one.decode.load_image`` (Pillow: open, convert("L"), bilinear resize), which the
 decoded cache and the cold path use:
 
 - ``load_image``, and Pillow's decode alone (open + load: no convert, no resize);
@@ -37,7 +37,9 @@ from PIL import Image
 from torchvision.io import ImageReadMode, decode_image, decode_png, read_file
 from torchvision.transforms.v2 import functional as TF
 
-from course_utils.part_one.data import find_images, load_image
+from course_utils.part_one.data_spec import data_spec
+from course_utils.part_one.dataset import find_images
+from course_utils.part_one.decode import load_image
 
 REFERENCE = "Pillow load_image (cold path)"
 #: The same function timed twice: the gap between the two rows is this run's noise.
@@ -100,7 +102,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*decoding and encoding capabilities of "
                             "TorchVision are deprecated", category=DeprecationWarning)
     torch.set_num_threads(1)  # per image, one core: as in a DataLoader worker
-    index = find_images(args.data_dir)
+    index = find_images(data_spec(args.data_dir).data_dir)
     paths = [os.fspath(p) for p, _ in index.files["test"]][:args.images]
     with Image.open(paths[0]) as first:
         described = f"{first.width}x{first.height} {first.mode} {first.format}"

@@ -14,7 +14,7 @@ import argparse
 
 import torch
 
-from course_utils.part_one import bench
+from course_utils.part_one import fps, hardware, inference_variants
 from course_utils.part_one.model import ReportCNN
 
 
@@ -29,24 +29,24 @@ def main() -> None:
     model = ReportCNN(1, 6).eval()
     images = torch.randint(0, 256, (args.images, 1, args.image_size, args.image_size),
                            dtype=torch.uint8)
-    gflops_image = bench.gflops_per_image(model, args.image_size, 1)
-    matmul_before = bench.matmul_gflops(device)
+    gflops_image = hardware.gflops_per_image(model, args.image_size, 1)
+    matmul_before = hardware.matmul_gflops(device)
     print(f"{args.image_size}x{args.image_size}: {gflops_image:.2f} GFLOPs per image; "
           f"fp32 matmul {matmul_before:.1f} GFLOP/s; {torch.get_num_threads()} threads",
           flush=True)
     variants = {"NCHW": (model, False), "channels_last": (model, True),
-                "channels_last + folded BN": (bench.fold_batchnorm(model), True)}
+                "channels_last + folded BN": (inference_variants.fold_batchnorm(model), True)}
     results = {}
     for name, (variant, channels_last) in variants.items():
-        fps = bench.model_only_fps(variant, images, args.batch_size, device,
-                                   channels_last=channels_last, warmup_batches=1)["fps"]
-        results[name] = fps
-        print(f"{name}: {fps:.2f} FPS, {fps * gflops_image:.1f} GFLOP/s", flush=True)
-    matmul_after = bench.matmul_gflops(device)
+        rate = fps.model_only_fps(variant, images, args.batch_size, device,
+                                  channels_last=channels_last, warmup_batches=1)["fps"]
+        results[name] = rate
+        print(f"{name}: {rate:.2f} FPS, {rate * gflops_image:.1f} GFLOP/s", flush=True)
+    matmul_after = hardware.matmul_gflops(device)
     matmul = max(matmul_before, matmul_after)  # the machine's best: the stricter comparison
     print(f"fp32 matmul after: {matmul_after:.1f} GFLOP/s (using {matmul:.1f})")
-    for name, fps in results.items():
-        ratio = fps * gflops_image / matmul
+    for name, rate in results.items():
+        ratio = rate * gflops_image / matmul
         print(f"RATIO achieved/matmul ({name}, batch {args.batch_size}) = {ratio:.3f} "
               "(target >= 0.85)")
 

@@ -15,16 +15,16 @@ import sys
 
 STEP = """
 import resource, sys, torch
-from course_utils.part_one import train
+from course_utils.part_one import loaders, presets, train
 from course_utils.part_one.model import ReportCNN
 size, batch = int(sys.argv[1]), int(sys.argv[2])
-config = train.resolve_config("report", device="cpu", batch_size=batch, image_size=size)
+config = presets.resolve_config("report", device="cpu", batch_size=batch, image_size=size)
 torch.manual_seed(0)
 model = ReportCNN(1, 6).to(memory_format=torch.channels_last)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 images = torch.randint(0, 256, (batch, 1, size, size), dtype=torch.uint8)
 labels = torch.randint(0, 6, (batch,))
-batches = train.TensorBatches(images, labels, batch)
+batches = loaders.TensorBatches(images, labels, batch)
 train.train_one_epoch(model, batches, train.make_optimizer(model, config), torch.device("cpu"),
                       channels_last=True)
 print(f"before the step: {before / 2**20:.2f} GB")

@@ -24,9 +24,10 @@ import warnings
 
 import torch
 
-from course_utils.part_one import train
+from course_utils.part_one import loaders, presets, train
 from course_utils.part_one.cache import load_cached_split
-from course_utils.part_one.data import ImageFolderDataset, find_images
+from course_utils.part_one.data_spec import data_spec
+from course_utils.part_one.dataset import ImageFolderDataset, find_images
 from course_utils.part_one.model import ReportCNN
 
 
@@ -47,8 +48,8 @@ def plain_epoch(model: torch.nn.Module, dataset: ImageFolderDataset, batch_size:
     return time.perf_counter() - start
 
 
-def our_epoch(model: torch.nn.Module, batches: train.TensorBatches,
-              config: train.TrainConfig, amp: str | None = None) -> float:
+def our_epoch(model: torch.nn.Module, batches: loaders.TensorBatches,
+              config: presets.TrainConfig, amp: str | None = None) -> float:
     """Seconds for one epoch of course_utils.part_one.train's loop (cache, channels_last, fused
     Adam)."""
     model.to(memory_format=torch.channels_last)
@@ -59,14 +60,14 @@ def our_epoch(model: torch.nn.Module, batches: train.TensorBatches,
     return time.perf_counter() - start
 
 
-def compute_only(model: torch.nn.Module, batches: train.TensorBatches,
-                 config: train.TrainConfig) -> float:
+def compute_only(model: torch.nn.Module, batches: loaders.TensorBatches,
+                 config: presets.TrainConfig) -> float:
     """Sum over the epoch's steps of forward + backward + step time, data prepared beforehand."""
     model.to(memory_format=torch.channels_last)
     optimizer = train.make_optimizer(model, config)
     loss_fn = train.make_loss()
     model.train()
-    ready = [(train.to_model_input(x, torch.device("cpu"), True), y) for x, y in batches]
+    ready = [(loaders.to_model_input(x, torch.device("cpu"), True), y) for x, y in batches]
     total = 0.0
     for x, y in ready:
         start = time.perf_counter()
@@ -82,8 +83,8 @@ def main() -> None:
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    config = train.resolve_config(args.preset, device="cpu", progress=False)
-    index = find_images(config.data_dir)
+    config = presets.resolve_config(args.preset, device="cpu", progress=False)
+    index = find_images(data_spec(config.data_dir, config.image_size, config.in_channels).data_dir)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torch's note on read-only numpy views
         dataset = ImageFolderDataset(index, "train", config.image_size, config.in_channels,
@@ -93,7 +94,7 @@ def main() -> None:
     images, labels = load_cached_split(index, "train", config.image_size, config.in_channels,
                                        subset=config.subset, seed=config.seed)
     cache_seconds = time.perf_counter() - start
-    batches = train.TensorBatches(images, labels, config.batch_size, shuffle=True)
+    batches = loaders.TensorBatches(images, labels, config.batch_size, shuffle=True)
     torch.manual_seed(config.seed)
     initial = ReportCNN(config.in_channels, len(index.classes))
     print(f"preset {config.preset!r}: {len(images)} train images at {config.image_size}x"

@@ -39,8 +39,20 @@ import torch
 
 from course_utils import report
 from course_utils.atomic import atomic_write_bytes, atomic_write_json
-from course_utils.part_one import bench, data, train
+from course_utils.part_one import (
+    cold_path,
+    dataset_generator,
+    devices,
+    fps,
+    hardware,
+    inference_variants,
+    loaders,
+    presets,
+    results,
+    train,
+)
 from course_utils.part_one.cache import load_cached_splits
+from course_utils.part_one.data_spec import data_spec
 from course_utils.part_one.model import ReportCNN
 from course_utils.paths import PROJECT_ROOT
 
@@ -59,8 +71,9 @@ def _draw_chunk(job: tuple[str, str, str, int, int]) -> int:
         path = Path(root) / split / class_name / f"{class_name}_{number:04d}.png"
         if path.exists():  # a rerun keeps what an earlier run drew
             continue
-        rng = np.random.default_rng(data._image_seed(0, split, class_name, number))
-        atomic_write_bytes(path, data._png_bytes(data.draw_sample(class_name, rng)))
+        rng = np.random.default_rng(dataset_generator.image_seed(0, split, class_name, number))
+        atomic_write_bytes(path, dataset_generator.png_bytes(
+            dataset_generator.draw_sample(class_name, rng)))
     return stop - start
 
 
@@ -69,9 +82,10 @@ def build_dataset(root: Path, train_per_class: int, test_per_class: int, workers
     counts = {"train": train_per_class, "test": test_per_class}
     chunk = 25
     jobs = [(str(root), split, class_name, start, min(start + chunk, counts[split]))
-            for split in data.SPLITS for class_name in data.SAMPLE_CLASSES
+            for split in dataset_generator.SPLITS
+            for class_name in dataset_generator.SAMPLE_CLASSES
             for start in range(0, counts[split], chunk)]
-    total = sum(counts.values()) * len(data.SAMPLE_CLASSES)
+    total = sum(counts.values()) * len(dataset_generator.SAMPLE_CLASSES)
     done = 0
     # spawn, not fork: a forked child of a process that has touched CUDA can hang.
     context = multiprocessing.get_context("spawn")
@@ -112,14 +126,14 @@ def measure_paths(model: torch.nn.Module, root: Path, image_size: int, batch_siz
     and warm (decoded cache) FPS at ``batch_size``: {"cold": ..., "warm": ...}."""
     paths = {}
     if cold is not None:
-        paths["cold"] = bench.cold_fps(model, root, image_size, 1, batch_size, device, amp=amp,
-                                       channels_last=True, **cold)
+        paths["cold"] = cold_path.cold_fps(model, root, image_size, 1, batch_size, device, amp=amp,
+                                           channels_last=True, **cold)
         row = paths["cold"]
         log(f"  cold batch {batch_size}: {row['fps']:.1f} FPS; decode-only (same "
             f"{row['workers']} workers, no model) {row['decode_only_fps']:.1f} FPS; cold / "
             f"decode-only {row['cold_over_decode_only']:.3f} (target >= 0.9)")
-    paths["warm"] = bench.warm_fps(model, root, image_size, 1, batch_size, device, amp=amp,
-                                   channels_last=True)
+    paths["warm"] = fps.warm_fps(model, root, image_size, 1, batch_size, device, amp=amp,
+                                 channels_last=True)
     log(f"  warm batch {batch_size}: {paths['warm']['fps']:.1f} FPS "
         f"(index built once in {paths['warm']['index_seconds']:.2f} s)")
     return paths
@@ -139,11 +153,11 @@ def measure_fps(root: Path, image_size: int, batch_sizes: dict[str, list[int]],
     CUDA) at the largest batch size: model-only, cold and warm.
 
     batch_sizes: {"fp32": [...], "bf16": [...]}, the model-only sweep of each precision ("fp32"
-    also serves "tf32"). cold: keyword arguments of ``bench.cold_fps`` (None: no cold path).
+    also serves "tf32"). cold: keyword arguments of ``cold_path.cold_fps`` (None: no cold path).
     """
     torch.manual_seed(0)
     model = ReportCNN(1, len(classes))
-    gflops = bench.gflops_per_image(model, image_size, 1)
+    gflops = hardware.gflops_per_image(model, image_size, 1)
     record = {"image_size": image_size, "test_images": len(test_images),
               "gflops_per_image": gflops,
               "report": {"fps": report.value("fps"), "test_images": report.value(
@@ -157,22 +171,22 @@ def measure_fps(root: Path, image_size: int, batch_sizes: dict[str, list[int]],
         settings = set_tf32(tf32) if device.type == "cuda" else None
         dtype = torch.bfloat16 if amp == "bf16" else torch.float32
         # the matmul reference in the same precision as the convolutions (TF32 or not)
-        matmul = bench.matmul_gflops(device, size=8192 if device.type == "cuda" else 1024,
-                                     dtype=dtype)
+        matmul = hardware.matmul_gflops(device, size=8192 if device.type == "cuda" else 1024,
+                                        dtype=dtype)
         record["matmul_gflops"][name] = matmul
         sweep_sizes = batch_sizes["bf16" if amp else "fp32"]
         log(f"{name}: matmul {matmul:.0f} GFLOP/s; model-only sweep {sweep_sizes}")
         sweep = []
         for batch_size in sweep_sizes:
-            row = bench.model_only_fps(model, test_images, batch_size, device, amp=amp,
-                                       channels_last=True)
-            row.update(bench.efficiency(row["fps"], gflops, matmul))
+            row = fps.model_only_fps(model, test_images, batch_size, device, amp=amp,
+                                     channels_last=True)
+            row.update(hardware.efficiency(row["fps"], gflops, matmul))
             sweep.append(row)
             log(f"  {name} batch {batch_size}: {row['fps']:.1f} FPS "
                 f"({row['ratio_to_matmul']:.2f} of matmul)")
         paths = measure_paths(model, root, image_size, max(sweep_sizes), device, amp, cold)
-        latency = bench.latency_percentiles(model, test_images[:200], device, amp=amp,
-                                            channels_last=True)
+        latency = hardware.latency_percentiles(model, test_images[:200], device, amp=amp,
+                                               channels_last=True)
         log(f"  {name} latency at batch 1 (ms): " + ", ".join(f"{k} {v:.2f}"
                                                              for k, v in latency.items()))
         record["runs"][name] = {"variant": "plain", "precision": name, "amp": amp,
@@ -186,11 +200,11 @@ def measure_fps(root: Path, image_size: int, batch_sizes: dict[str, list[int]],
     for variant in variants:
         name = f"{precision} {variant}"
         log(f"{name}: preparing (torch.compile takes a while on the first batches)")
-        fast = bench.inference_variant(model, variant, device, channels_last=True)
+        fast = inference_variants.inference_variant(model, variant, device, channels_last=True)
         # warm-up runs the split's smaller last batch too: it compiles here, not in the timing
-        row = bench.model_only_fps(fast, test_images, largest, device, amp=amp,
-                                   channels_last=True)
-        row.update(bench.efficiency(row["fps"], gflops, record["matmul_gflops"][precision]))
+        row = fps.model_only_fps(fast, test_images, largest, device, amp=amp,
+                                 channels_last=True)
+        row.update(hardware.efficiency(row["fps"], gflops, record["matmul_gflops"][precision]))
         log(f"  {name} batch {largest}: {row['fps']:.1f} FPS model-only")
         paths = measure_paths(fast, root, image_size, largest, device, amp, cold)
         record["runs"][name] = {"variant": variant, "precision": precision, "amp": amp,
@@ -200,17 +214,17 @@ def measure_fps(root: Path, image_size: int, batch_sizes: dict[str, list[int]],
 
 def train_epoch(root: Path, image_size: int, device: torch.device, amp: str | None) -> dict:
     """One epoch of the report preset (full train split) on ``device``; the result record."""
-    config = train.resolve_config("report", data_dir=str(root), epochs=1,
-                                  image_size=image_size, device=str(device), amp=amp,
-                                  progress=False)
-    train_batches, test_batches, classes = train.make_loaders(config)
+    config = presets.resolve_config("report", data_dir=str(root), epochs=1,
+                                    image_size=image_size, device=str(device), amp=amp,
+                                    progress=False)
+    train_batches, test_batches, classes = loaders.make_loaders(config)
     torch.manual_seed(config.seed)
     model = ReportCNN(config.in_channels, len(classes))
     log(f"training 1 epoch: {len(train_batches.images)} images, amp={amp}")
     history = train.fit(model, train_batches, test_batches, config)
     log(f"epoch done in {history.epochs[0]['seconds']:.1f} s: train loss "
         f"{history.epochs[0]['train_loss']:.4f}, test accuracy {history.final_accuracy:.4f}")
-    return train.result_record(config, history, classes, device)
+    return results.result_record(config, history, classes, device)
 
 
 def main() -> None:
@@ -224,12 +238,13 @@ def main() -> None:
                         help="bf16 model-only sweep; the largest is used end-to-end")
     parser.add_argument("--fp32-batch-sizes", type=int, nargs="+", default=[16, 256],
                         help="fp32 model-only sweep (a few: fp32 is the slow reference)")
-    parser.add_argument("--variants", nargs="*", choices=bench.VARIANTS[1:], default=None,
+    parser.add_argument("--variants", nargs="*", choices=inference_variants.VARIANTS[1:],
+                        default=None,
                         help="faster variants to measure too (default on CUDA: folded+compile; "
                         "none on CPU); give the flag with no names to skip them")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes drawing the dataset, threads filling the cache")
-    parser.add_argument("--cold-workers", type=int, default=bench.default_workers(),
+    parser.add_argument("--cold-workers", type=int, default=cold_path.default_workers(),
                         help="DataLoader worker processes decoding the files on the cold path")
     parser.add_argument("--cold-repeats", type=int, default=1,
                         help="cold and decode-only passes, alternated (the medians are kept)")
@@ -237,14 +252,15 @@ def main() -> None:
     parser.add_argument("--out", default=os.environ.get("OUT"))
     parser.add_argument("--skip-training", action="store_true")
     args = parser.parse_args()
-    device = train.select_device(args.device)
+    device = devices.select_device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     root = Path(args.data_dir)
     log(f"device {device}; building the dataset in {root} with {args.workers} workers")
     build_dataset(root, args.train_per_class, args.test_per_class, args.workers)
     log("decoding into the cache (threads)")
-    splits, classes = load_cached_splits(root, args.image_size, 1, workers=args.workers)
+    splits, classes = load_cached_splits(data_spec(root, args.image_size, 1),
+                                         workers=args.workers)
     log(f"cache ready: {len(splits['train'][0])} train, {len(splits['test'][0])} test images")
     # results/ holds committed GPU results only: a CPU test run writes to --out alone.
     outputs = ([PROJECT_ROOT / "results"] if device.type == "cuda" else []) + (
@@ -254,11 +270,11 @@ def main() -> None:
     sweeps = {"fp32": args.fp32_batch_sizes, "bf16": args.batch_sizes}
     cold = None if args.skip_cold else {"workers": args.cold_workers,
                                          "repeats": args.cold_repeats}
-    fps = bench.benchmark_record(device, **measure_fps(root, args.image_size, sweeps, device,
-                                                       classes, splits["test"][0], variants,
-                                                       cold))
+    fps_record = hardware.benchmark_record(
+        device, **measure_fps(root, args.image_size, sweeps, device, classes, splits["test"][0],
+                              variants, cold))
     for folder in outputs:
-        atomic_write_json(folder / "gpu_fps.json", fps)
+        atomic_write_json(folder / "gpu_fps.json", fps_record)
     log("wrote gpu_fps.json")
     if not args.skip_training:
         amp = "bf16" if device.type == "cuda" else None
@@ -267,7 +283,8 @@ def main() -> None:
             atomic_write_json(folder / "gpu_train.json", result)
         log("wrote gpu_train.json")
     for path in ("cold", "warm"):
-        measured = {name: run[path]["fps"] for name, run in fps["runs"].items() if path in run}
+        measured = {name: run[path]["fps"] for name, run in fps_record["runs"].items()
+                    if path in run}
         if measured:
             best_name = max(measured, key=measured.get)
             best = measured[best_name]

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from course_utils.atomic import atomic_write_json
-from course_utils.part_one import bench
+from course_utils.part_one import devices, fps, inference_variants
 from course_utils.part_one.model import ReportCNN
 from course_utils.paths import PROJECT_ROOT
 from course_utils.report import value
@@ -41,11 +41,11 @@ def top_kernels(model: torch.nn.Module, x: torch.Tensor, device: torch.device,
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16):
         model(x)
-        bench.synchronize(device)
+        devices.synchronize(device)
         with profile(activities=activities) as prof:
             for _ in range(3):
                 model(x)
-            bench.synchronize(device)
+            devices.synchronize(device)
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60)
 
@@ -71,19 +71,19 @@ def main() -> None:
         memory_format=torch.channels_last)
 
     log("top kernels, plain model (bf16, channels_last):")
-    plain = bench.prepare_model(base, device, channels_last=True)
+    plain = devices.prepare_model(base, device, channels_last=True)
     print(top_kernels(plain, x, device), flush=True)
 
     def measure(name: str, model: torch.nn.Module) -> dict:
-        row = bench.model_only_fps(model, images, args.batch_size, device, amp="bf16",
-                                   channels_last=True, warmup_batches=3)
+        row = fps.model_only_fps(model, images, args.batch_size, device, amp="bf16",
+                                 channels_last=True, warmup_batches=3)
         log(f"{name}: {row['fps']:.0f} FPS")
         return {"variant": name, **row}
 
     rows = [measure("plain", plain)]
     torch.backends.cudnn.benchmark = True
     rows.append(measure("cudnn.benchmark", plain))
-    folded = bench.fold_batchnorm(plain)
+    folded = inference_variants.fold_batchnorm(plain)
     rows.append(measure("cudnn.benchmark + folded batch norm", folded))
     best_name, best_model = rows[-1]["variant"], folded
     if not args.skip_compile:
@@ -99,8 +99,8 @@ def main() -> None:
               "torch": torch.__version__, "batch_size": args.batch_size,
               "image_size": args.image_size, "model_only": rows, "best": best_name}
     if not args.skip_warm:
-        warm = bench.warm_fps(best_model, args.data_dir, args.image_size, 1,
-                              args.batch_size, device, amp="bf16", channels_last=True)
+        warm = fps.warm_fps(best_model, args.data_dir, args.image_size, 1,
+                            args.batch_size, device, amp="bf16", channels_last=True)
         warm["ratio_to_report"] = warm["fps"] / value("fps")
         record["warm"] = {"variant": best_name, **warm}
         log(f"warm ({best_name}): {warm['fps']:.0f} FPS over {warm['images']} images "

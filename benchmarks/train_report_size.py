@@ -5,9 +5,8 @@ One run trains, each from the same initial weights (seed 0) with the project's l
 (the report's), 1e-3, 1e-4 and 3e-5 with batch 32, lr 1e-4 with batch 8, and lr 1e-2 with a
 linear warm-up (--warmup-epochs); each with per-epoch train/test loss, test accuracy, test
 predictions counted per class and the fractions of zeros entering fc1 (dead conv features)
-and fc2 (dead fc1 outputs), on the test split in eval mode. It also measures the
-first Adam step at each lr on one batch (course_utils.part_one.train.first_step_moves). The result
-is
+and fc2 (dead fc1 outputs), on the test split in eval mode. It also measures the first Adam
+step at each lr on one batch (course_utils.part_one.lr_study.first_step_moves). The result is
 written atomically after every run (JSON; "complete": true at the end), by default to
 results/gpu_train_curves.json on CUDA and results/cpu_train_curves.json on a CPU, and into
 $OUT when set. Notebook 03 shows it.
@@ -36,7 +35,7 @@ import torch
 
 from course_utils import report
 from course_utils.atomic import atomic_write_json
-from course_utils.part_one import bench, train
+from course_utils.part_one import devices, hardware, loaders, lr_study, presets, train
 from course_utils.part_one.model import ReportCNN
 from course_utils.paths import PROJECT_ROOT, display_path
 
@@ -64,22 +63,22 @@ def run_name(lr: float, batch_size: int, warmup_epochs: int) -> str:
     return name + (f", {warmup_epochs}-epoch warm-up" if warmup_epochs else "")
 
 
-def train_run(base: train.TrainConfig, key: str, warmup_epochs: int) -> dict:
+def train_run(base: presets.TrainConfig, key: str, warmup_epochs: int) -> dict:
     """One run of RUNS[key]: fit with per-epoch predictions per class and zeros entering fc1."""
     lr, batch_size, warm = RUNS[key]
-    config = train.with_overrides(base, lr=lr, batch_size=batch_size,
-                                  warmup_epochs=warmup_epochs if warm else 0)
-    train_batches, test_batches, classes = train.make_loaders(config)
+    config = presets.with_overrides(base, lr=lr, batch_size=batch_size,
+                                    warmup_epochs=warmup_epochs if warm else 0)
+    train_batches, test_batches, classes = loaders.make_loaders(config)
     torch.manual_seed(config.seed)  # the same initial weights for every run
     model = ReportCNN(config.in_channels, len(classes))
     epochs: list[dict] = []
 
     # Zeros entering fc1 (dead conv features) and fc2 (dead fc1 outputs), test split only.
-    with train.ZeroCounter(model.fc1) as zeros1, train.ZeroCounter(model.fc2) as zeros2:
+    with lr_study.ZeroCounter(model.fc1) as zeros1, lr_study.ZeroCounter(model.fc2) as zeros2:
         def on_epoch(model: torch.nn.Module, history: train.History) -> None:
             row = {**history.epochs[-1],
-                   "predicted_per_class": train.prediction_counts(history.predictions,
-                                                                  len(classes)),
+                   "predicted_per_class": lr_study.prediction_counts(history.predictions,
+                                                                     len(classes)),
                    "fc1_input_zero_fraction": zeros1.fraction,
                    "fc2_input_zero_fraction": zeros2.fraction}
             zeros1.reset()
@@ -104,13 +103,13 @@ def train_run(base: train.TrainConfig, key: str, warmup_epochs: int) -> dict:
             "seconds": time.perf_counter() - started}
 
 
-def first_steps(base: train.TrainConfig, lrs: list[float]) -> dict:
+def first_steps(base: presets.TrainConfig, lrs: list[float]) -> dict:
     """The first Adam step at each lr on the first training batch (batch 32, seeded order)."""
-    train_batches, _, classes = train.make_loaders(base)
+    train_batches, _, classes = loaders.make_loaders(base)
     torch.manual_seed(base.seed)
     images, labels = next(iter(train_batches))
-    rows = train.first_step_moves(lambda: ReportCNN(base.in_channels, len(classes)), images,
-                                  labels, base, lrs)
+    rows = lr_study.first_step_moves(lambda: ReportCNN(base.in_channels, len(classes)), images,
+                                     labels, base, lrs)
     return {"batch_size": len(labels), "rows": [dataclasses.asdict(row) for row in rows]}
 
 
@@ -136,7 +135,7 @@ def main() -> None:
                         help="result JSON (default: results/gpu_train_curves.json on CUDA, "
                         "results/cpu_train_curves.json otherwise); also written into $OUT")
     args = parser.parse_args()
-    device = train.select_device(args.device)
+    device = devices.select_device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its kernels
     root = Path(args.data_dir)
@@ -150,14 +149,14 @@ def main() -> None:
         f"{'gpu' if device.type == 'cuda' else 'cpu'}_train_curves.json")
     outputs = [out] + ([Path(os.environ["OUT"]) / out.name] if os.environ.get("OUT") else [])
 
-    base = train.resolve_config("report", data_dir=str(root), image_size=args.image_size,
-                                epochs=args.epochs, subset=args.subset or None,
-                                device=str(device), seed=args.seed, progress=False)
-    train_batches, test_batches, classes = train.make_loaders(base)
+    base = presets.resolve_config("report", data_dir=str(root), image_size=args.image_size,
+                                  epochs=args.epochs, subset=args.subset or None,
+                                  device=str(device), seed=args.seed, progress=False)
+    train_batches, test_batches, classes = loaders.make_loaders(base)
     log(f"device {device}; {len(train_batches.images)} train and {len(test_batches.images)} "
         f"test images at {args.image_size}x{args.image_size}, {args.epochs} epochs")
-    environment = train.environment_info(device)
-    record = bench.benchmark_record(
+    environment = devices.environment_info(device)
+    record = hardware.benchmark_record(
         device, complete=False,
         device_name=environment.get("gpu", environment["cpu"]),
         config={"image_size": base.image_size, "epochs": base.epochs,

@@ -11,11 +11,15 @@ report's parameter total), is labelled "by construction" with the reason, not "y
 
 In a graded run (``$COURSE_RUN_DIR`` set by the runner) the rows are also written as JSON to
 ``<run>/results/<notebook>.checks.json``, so the runner builds its summary from data, never by
-scraping printed text.
+scraping printed text. This module is the one definition of a row: its fields (``Check``), its
+display names (``CHECK_COLUMNS``, ``Check.display_row``), its verdicts (``MATCH``,
+``BY_CONSTRUCTION``, ``DIFFER``), its JSON form and the reading and writing of the files
+(``save_checks`` / ``read_checks``, ``save_run_meta`` / ``read_run_meta``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,12 +29,21 @@ import numpy as np
 import pandas as pd
 
 from course_utils.atomic import atomic_write_json
-from course_utils.paths import run_dir
+from course_utils.paths import display_path, run_dir
 from course_utils.report import REPORT
 
 UNEXPLAINED = "unexplained difference"
-#: Shown in the table's match column for a row that agrees because it was built to.
+#: A row's verdict, as the runner's summary counts them ("3 match, 1 by construction, 2 differ").
+MATCH = "match"
+#: A row that agrees because it was built to (also its label in the table's match column).
 BY_CONSTRUCTION = "by construction"
+DIFFER = "differ"
+#: Each verdict as the table's match column shows it.
+MATCH_COLUMN_LABELS = {MATCH: "yes", BY_CONSTRUCTION: BY_CONSTRUCTION, DIFFER: "no"}
+#: The table's columns: a row's display names, in order (see ``Check.display_row``).
+CHECK_COLUMNS = ("quantity", "source", "report", "computed", "match", "why not")
+#: Folder of a run where notebooks save their rows and run facts.
+RESULTS_DIR = "results"
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,38 @@ class Check:
     match: bool
     why: str = ""
     by_construction: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """MATCH, BY_CONSTRUCTION or DIFFER (by construction never hides a difference)."""
+        if not self.match:
+            return DIFFER
+        return BY_CONSTRUCTION if self.by_construction else MATCH
+
+    def display_row(self) -> dict[str, str]:
+        """The row under its display names (``CHECK_COLUMNS``): match is "yes", "no" or
+        "by construction"; "why not" gives the reason for the last two."""
+        values = (self.quantity, self.source, self.report, self.computed,
+                  MATCH_COLUMN_LABELS[self.verdict], self.by_construction or self.why)
+        return dict(zip(CHECK_COLUMNS, values, strict=True))
+
+    def to_json(self) -> dict[str, Any]:
+        """The row's JSON form, as ``save_checks`` writes it."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, fields: dict[str, Any]) -> Check:
+        """A row from its JSON form; raises ValueError naming a missing field."""
+        if not isinstance(fields, dict):
+            raise ValueError(f"a check row should be a JSON object, got {fields!r}")
+        missing = [name for name in ("quantity", "source", "report", "computed", "match")
+                   if name not in fields]
+        if missing:
+            raise ValueError(f"a check row lacks {', '.join(missing)}: {fields!r}")
+        return cls(quantity=str(fields["quantity"]), source=str(fields["source"]),
+                   report=str(fields["report"]), computed=str(fields["computed"]),
+                   match=bool(fields["match"]), why=str(fields.get("why", "")),
+                   by_construction=str(fields.get("by_construction", "")))
 
 
 def _verdict(match: bool, why: str | None, by_construction: str | None) -> dict[str, Any]:
@@ -139,26 +184,19 @@ def check_claim(quantity: str, source: str, report: Any, computed: Any, match: b
                  computed=format_value(computed), **_verdict(bool(match), why, by_construction))
 
 
-def match_label(row: Check | dict[str, Any]) -> str:
-    """A row's verdict as shown: "yes", "no" or "by construction" (a Check or its JSON dict)."""
-    fields = asdict(row) if isinstance(row, Check) else row
-    if fields.get("by_construction"):
-        return BY_CONSTRUCTION
-    return "yes" if fields["match"] else "no"
-
-
 def checks_table(checks: Sequence[Check]) -> pd.DataFrame:
-    """The checks as a DataFrame with columns quantity, source, report, computed, match, why not.
+    """The checks as a DataFrame with columns ``CHECK_COLUMNS`` (see ``Check.display_row``)."""
+    return pd.DataFrame([c.display_row() for c in checks], columns=list(CHECK_COLUMNS))
 
-    match is "yes", "no" or "by construction"; "why not" gives the reason for the last two.
-    """
-    rows = [{"quantity": c.quantity, "source": c.source, "report": c.report,
-             "computed": c.computed,
-             "match": match_label(c),
-             "why not": c.by_construction or c.why}
-            for c in checks]
-    return pd.DataFrame(rows, columns=["quantity", "source", "report", "computed", "match",
-                                       "why not"])
+
+def checks_path(results: Path, notebook: str) -> Path:
+    """``<results>/<notebook>.checks.json``: the file of a notebook's rows."""
+    return results / f"{notebook}.checks.json"
+
+
+def meta_path(results: Path, notebook: str) -> Path:
+    """``<results>/<notebook>.meta.json``: the file of a notebook's run facts (device...)."""
+    return results / f"{notebook}.meta.json"
 
 
 def save_checks(notebook: str, checks: Iterable[Check]) -> Path | None:
@@ -169,8 +207,8 @@ def save_checks(notebook: str, checks: Iterable[Check]) -> Path | None:
     folder = run_dir()
     if folder is None:
         return None
-    rows = [asdict(c) for c in checks]
-    return atomic_write_json(folder / "results" / f"{notebook}.checks.json",
+    rows = [c.to_json() for c in checks]
+    return atomic_write_json(checks_path(folder / RESULTS_DIR, notebook),
                              {"notebook": notebook, "checks": rows})
 
 
@@ -189,5 +227,37 @@ def save_run_meta(notebook: str, device: str = "cpu", **fields: Any) -> Path | N
     folder = run_dir()
     if folder is None:
         return None
-    return atomic_write_json(folder / "results" / f"{notebook}.meta.json",
+    return atomic_write_json(meta_path(folder / RESULTS_DIR, notebook),
                              {"notebook": notebook, "device": str(device), **fields})
+
+
+def read_checks(results: Path, notebook: str) -> list[Check]:
+    """The rows ``save_checks`` wrote for ``notebook`` into ``results`` ([] when none).
+
+    Raises ValueError naming the file when it is not valid JSON or a row is malformed.
+    """
+    path = checks_path(results, notebook)
+    rows = read_results_file(path).get("checks", [])
+    try:
+        return [Check.from_json(row) for row in rows]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{display_path(path)}: {exc}") from exc
+
+
+def read_run_meta(results: Path, notebook: str) -> dict[str, Any]:
+    """The fields ``save_run_meta`` wrote for ``notebook`` into ``results`` ({} when none)."""
+    return read_results_file(meta_path(results, notebook))
+
+
+def read_results_file(path: Path) -> dict[str, Any]:
+    """A results file as a dict ({} when absent); a broken one is an error naming it."""
+    if not path.is_file():
+        return {}
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{display_path(path)} is not valid JSON ({exc}); write it with "
+                         "course_utils.checks.save_checks / save_run_meta") from exc
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{display_path(path)} should hold a JSON object")
+    return loaded

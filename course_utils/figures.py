@@ -12,20 +12,25 @@ import math
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-import torch
 from matplotlib.figure import Figure
 
 from course_utils.atomic import atomic_write_bytes
-from course_utils.part_one.data import decode_gray, load_image
-from course_utils.part_one.train import History, StepRun
-from course_utils.part_two.chain_rule import ACTIVATIONS, Step, history_frame
-from course_utils.part_two.worked_example import Inputs, entry_kinds
+from course_utils.part_two.chain_rule import ACTIVATIONS
+from course_utils.part_two.chain_rule_descent import Step, history_frame
 from course_utils.paths import figures_dir
+
+if TYPE_CHECKING:  # annotations only: `save_figure` alone must not load torch (seconds)
+    import pandas as pd
+    import torch
+
+    from course_utils.part_one.lr_study import StepRun
+    from course_utils.part_one.train import History
+    from course_utils.part_two.worked_example import Inputs
 
 matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "figure.figsize": (6, 4)})
 
@@ -64,6 +69,8 @@ def plot_class_balance(counts: pd.DataFrame) -> Figure:
 def plot_sample_grid(examples: list[list[Path]], classes: Sequence[str],
                      image_size: int) -> Figure:
     """One row per class, one column per example, each resized to image_size (as trained)."""
+    from course_utils.part_one.decode import load_image  # here: it loads torch
+
     rows, cols = len(examples), max(len(row) for row in examples)
     fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols + 1.2, 1.3 * rows), squeeze=False)
     for r, (name, paths) in enumerate(zip(classes, examples, strict=True)):
@@ -101,6 +108,8 @@ def plot_resize(path: str | os.PathLike, image_size: int) -> Figure:
 
     Both are drawn at their true aspect ratio, so the squeeze of 800x947 into a square shows.
     """
+    from course_utils.part_one.decode import decode_gray, load_image  # here: it loads torch
+
     original = np.asarray(decode_gray(path))
     resized = load_image(path, image_size, 1)[0]
     fig, axes = plt.subplots(1, 2, figsize=(6.5, 3.6),
@@ -336,6 +345,8 @@ def plot_recovered_image(inputs: Inputs, search_entries: Collection[tuple[int, i
     """
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Rectangle
+
+    from course_utils.part_two.worked_example_recovery import entry_kinds  # here: loads torch
 
     fig, ax = plt.subplots(figsize=(5, 4.6))
     colors = ListedColormap(["#d9d9d9", "#fdd49e", "#9ecae1"])

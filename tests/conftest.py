@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from course_utils.part_one.data import generate_dataset
+from course_utils.part_one.dataset_generator import generate_dataset
 
 TINY_TRAIN_PER_CLASS = 3
 TINY_TEST_PER_CLASS = 2
@@ -27,7 +27,7 @@ TINY_HEIGHT = 76
 @pytest.fixture(scope="session")
 def tiny_spec() -> SimpleNamespace:
     """What tiny_dataset_dir holds: train / test images per class, width, height, classes."""
-    from course_utils.part_one.data import SAMPLE_CLASSES
+    from course_utils.part_one.dataset_generator import SAMPLE_CLASSES
     return SimpleNamespace(train=TINY_TRAIN_PER_CLASS, test=TINY_TEST_PER_CLASS,
                            width=TINY_WIDTH, height=TINY_HEIGHT, classes=sorted(SAMPLE_CLASSES))
 

@@ -11,13 +11,11 @@ import pytest
 from PIL import Image
 
 from course_utils.part_one import cache
-from course_utils.part_one.data import (
-    DatasetError,
-    DatasetWarning,
-    find_images,
-    generate_dataset,
-    load_image,
-)
+from course_utils.part_one.data_errors import DatasetError, DatasetWarning
+from course_utils.part_one.data_spec import data_spec
+from course_utils.part_one.dataset import find_images
+from course_utils.part_one.dataset_generator import generate_dataset
+from course_utils.part_one.decode import load_image
 
 CLASSES = ["checkerboard", "circles", "vertical_stripes"]
 
@@ -94,7 +92,7 @@ def test_corrupt_cache_file_is_rebuilt(dataset, tmp_path):
 
 
 def test_subset_matches_the_plain_dataset(dataset, tmp_path):
-    from course_utils.part_one.data import ImageFolderDataset
+    from course_utils.part_one.dataset import ImageFolderDataset
     index = find_images(dataset)
     images, labels = cache.load_cached_split(index, "train", 32, 1, subset=2, seed=5,
                                              cache_dir=tmp_path / "cache")
@@ -104,37 +102,22 @@ def test_subset_matches_the_plain_dataset(dataset, tmp_path):
     assert np.allclose(images[0].float() / 255, x)
 
 
-def test_pixels_are_memory_mapped_and_a_whole_split_is_not_copied(dataset, tmp_path):
+def test_any_order_gives_the_same_pixels(dataset, tmp_path):
     load(dataset, tmp_path)  # builds the cache
-    index = find_images(dataset)
+    paths = [p for p, _ in find_images(dataset).files["train"]]
     stats = cache.CacheStats()
-    pixels = cache.load_images(dataset, [p for p, _ in index.files["train"]], 32, 1,
-                               cache_dir=tmp_path / "cache", stats=stats)
+    pixels = cache.load_images(dataset, paths, 32, 1, cache_dir=tmp_path / "cache", stats=stats)
     assert stats.reused == 9
-    assert isinstance(pixels, np.memmap)  # a view of the pixel file, not a copy in memory
-    shuffled = cache.load_images(dataset, [p for p, _ in index.files["train"]][::-1], 32, 1,
-                                 cache_dir=tmp_path / "cache")
-    assert np.array_equal(shuffled, pixels[::-1])  # another order: gathered, same pixels
+    shuffled = cache.load_images(dataset, paths[::-1], 32, 1, cache_dir=tmp_path / "cache")
+    assert np.array_equal(shuffled, pixels[::-1])
 
 
-def test_a_rewrite_leaves_one_pixel_file(dataset, tmp_path):
+def test_adding_a_split_keeps_the_other(dataset, tmp_path):
     load(dataset, tmp_path)
     load(dataset, tmp_path, split="test")  # adds the test split: the cache is rewritten
-    index_file = cache.cache_file(dataset, 32, 1, tmp_path / "cache")
-    pixel_files = list(index_file.parent.glob(f"{index_file.stem}.*.pixels.npy"))
-    assert len(pixel_files) == 1
-    assert str(np.load(index_file)["pixels_file"]) == pixel_files[0].name
+    assert len(list((tmp_path / "cache").iterdir())) == 1  # one file, no temporary left
     train, _, stats = load(dataset, tmp_path)
     assert (stats.decoded, stats.reused) == (0, 9) and train.shape == (9, 1, 32, 32)
-
-
-def test_missing_pixel_file_is_rebuilt(dataset, tmp_path):
-    load(dataset, tmp_path)
-    index_file = cache.cache_file(dataset, 32, 1, tmp_path / "cache")
-    for pixel_file in index_file.parent.glob("*.pixels.npy"):
-        pixel_file.unlink()
-    images, _, stats = load(dataset, tmp_path)
-    assert stats.decoded == 9 and images.shape[0] == 9
 
 
 def test_file_outside_the_dataset_is_named(dataset, tmp_path):
@@ -152,7 +135,7 @@ def decode_warnings(record) -> list[str]:
 
 def test_truncated_files_are_skipped_with_one_warning(truncated_dataset, tmp_path):
     with pytest.warns(DatasetWarning) as record:
-        splits, classes = cache.load_cached_splits(truncated_dataset.root, 32, 1,
+        splits, classes = cache.load_cached_splits(data_spec(truncated_dataset.root, 32),
                                                    cache_dir=tmp_path / "cache")
     [message] = decode_warnings(record)
     assert "2 file(s) skipped (they do not decode)" in message
@@ -173,14 +156,15 @@ def test_truncated_file_is_tried_again_and_used_once_fixed(truncated_dataset, tm
     folder = tmp_path / "cache"
     with pytest.warns(DatasetWarning, match="circles_0001.png"):
         cache.load_images(truncated_dataset.root, paths, 32, 1, cache_dir=folder)
-    pixel_files = sorted(folder.glob("*.pixels.npy"))
+    [cache_path] = folder.iterdir()
+    written = cache_path.stat().st_mtime_ns
     stats = cache.CacheStats()
     with pytest.warns(DatasetWarning, match=r"1 file\(s\) skipped.*circles_0001\.png"):
         again = cache.load_images(truncated_dataset.root, paths, 32, 1, cache_dir=folder,
                                   stats=stats)
     assert (stats.reused, stats.decoded, len(again)) == (17, 0, 17)
     assert [p for p, _ in stats.skipped] == [truncated_dataset.png]
-    assert sorted(folder.glob("*.pixels.npy")) == pixel_files  # nothing new: not rewritten
+    assert cache_path.stat().st_mtime_ns == written  # nothing new: not rewritten
     fixed = np.full((76, 64), 200, np.uint8)
     Image.fromarray(fixed, mode="L").save(truncated_dataset.png)
     with warnings.catch_warnings():
@@ -210,15 +194,16 @@ def test_split_of_only_truncated_files_is_an_error(truncated_dataset, tmp_path):
         truncated_dataset.cut(path)
     with pytest.raises(DatasetError, match=r"dataset/test: 13 of 13 images cannot be decoded, "
                                            r"so no image is left.*copy or export"):
-        cache.load_cached_splits(truncated_dataset.root, 32, 1, cache_dir=tmp_path / "cache")
+        cache.load_cached_splits(data_spec(truncated_dataset.root, 32),
+                                 cache_dir=tmp_path / "cache")
 
 
 def test_training_batches_skip_truncated_files(truncated_dataset, tmp_path, monkeypatch):
-    from course_utils.part_one import train
+    from course_utils.part_one import loaders, presets
     monkeypatch.setattr(cache, "CACHE_DIR", tmp_path / "cache")
-    config = train.resolve_config("quick", data_dir=truncated_dataset.root, image_size=32)
+    config = presets.resolve_config("quick", data_dir=truncated_dataset.root, image_size=32)
     with pytest.warns(DatasetWarning) as record:
-        train_batches, test_batches, classes = train.make_loaders(config)
+        train_batches, test_batches, classes = loaders.make_loaders(config)
     [message] = decode_warnings(record)
     assert "2 file(s) skipped" in message and "cut.jpg" in message
     assert (len(train_batches.images), len(train_batches.labels)) == (17, 17)

@@ -1,4 +1,5 @@
-"""Tests for course_utils.part_two.chain_rule: the report's chain-rule network by hand."""
+"""Tests for course_utils.part_two.chain_rule and its chain_rule_* modules: the report's chain-rule
+network by hand, its gradient checks, gradient descent and the checks rows."""
 
 from __future__ import annotations
 
@@ -10,31 +11,37 @@ from hypothesis import strategies as st
 
 from course_utils.part_two.chain_rule import (
     ACTIVATIONS,
+    backward,
+    forward,
+    get_activation,
+    initial_weights,
+    intermediates_table,
+)
+from course_utils.part_two.chain_rule_checks import (
+    REPORT_FORMULAS,
+    descent_check,
+    formula_checks,
+)
+from course_utils.part_two.chain_rule_descent import (
+    dead_units,
+    gradient_descent,
+    history_frame,
+    report_order_update,
+)
+from course_utils.part_two.chain_rule_gradient_checks import (
     AUTOGRAD_TOLERANCE,
     FINITE_DIFF_TOLERANCE,
-    REPORT_FORMULAS,
     autograd_gradients,
-    backward,
-    dead_units,
-    descent_check,
     error_magnitudes,
     finite_difference_gradients,
     format_error,
     format_errors,
-    formula_checks,
-    forward,
-    get_activation,
-    gradient_descent,
     gradient_error,
     gradient_errors,
     gradient_table,
-    history_frame,
-    initial_weights,
-    intermediates_table,
     near_relu_kink,
     order_of_magnitude,
     random_points,
-    report_order_update,
     worst_by_gradient,
     worst_by_pair,
 )

@@ -98,3 +98,22 @@ def test_by_construction_never_hides_a_difference():
                              by_construction="the generator draws 800")
     assert not row.match and row.by_construction == "" and row.why == "another dataset"
     assert checks.checks_table([row])["match"].tolist() == ["no"]
+
+
+def test_row_json_round_trip_and_reading_back(tmp_path, monkeypatch):
+    rows = [checks.check_value("epochs", 10),
+            checks.check_value("fps", 12.0),
+            checks.check_value("image_width", 800, by_construction="the generator draws 800")]
+    assert [r.verdict for r in rows] == [checks.MATCH, checks.DIFFER, checks.BY_CONSTRUCTION]
+    assert [checks.Check.from_json(r.to_json()) for r in rows] == rows
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    checks.save_checks("00_demo", rows)
+    assert checks.read_checks(tmp_path / checks.RESULTS_DIR, "00_demo") == rows
+    assert checks.read_checks(tmp_path / checks.RESULTS_DIR, "01_none") == []
+    assert list(rows[2].display_row()) == list(checks.CHECK_COLUMNS)
+
+
+def test_malformed_row_is_an_error_naming_the_file(tmp_path):
+    checks.checks_path(tmp_path, "00_demo").write_text('{"checks": [{"quantity": "x"}]}')
+    with pytest.raises(ValueError, match="00_demo.checks.json: a check row lacks source"):
+        checks.read_checks(tmp_path, "00_demo")

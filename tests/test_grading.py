@@ -19,15 +19,11 @@ import pytest
 from nbclient import NotebookClient
 
 from course_utils.instructor.grading.fixtures import build_notebook, build_submission, source_text
-from course_utils.instructor.grading.grade import (
-    Graded,
-    grade_all,
-    grades_csv,
-    marks_template,
-    read_marks,
-)
+from course_utils.instructor.grading.grade import grade_all
+from course_utils.instructor.grading.grade_reports import grades_csv, marks_template, read_marks
 from course_utils.instructor.grading.release import hidden_test_names, leaks, questions, release
 from course_utils.instructor.grading.sandbox import isolation
+from course_utils.instructor.grading.scoring import Graded
 from course_utils.paths import PROJECT_ROOT
 
 NAME = "07_im2col_and_fold"

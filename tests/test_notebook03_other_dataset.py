@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from course_utils.part_one import cache
-from course_utils.part_one.data import generate_dataset
+from course_utils.part_one.dataset_generator import generate_dataset
 from course_utils.paths import FIGURES_ENV, NOTEBOOKS_DIR, RUN_DIR_ENV
 
 CLASSES = ["checkerboard", "circles", "vertical_stripes"]

@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,6 +32,29 @@ from papermill.cli import _resolve_type  # private, but it *is* papermill's -p b
 
 from course_utils.checks import check_claim, save_run_meta
 from course_utils.instructor import run_notebooks as rn
+from course_utils.instructor.html_export import MARKDOWN_IMAGE, MATHJAX_URL, local_image
+from course_utils.instructor.notebook_execution import (
+    DEFAULT_CELL_TIMEOUT,
+    NotebookResult,
+    failing_cell,
+    kernel_environment,
+    read_results,
+    remove_stale,
+)
+from course_utils.instructor.notebook_parameters import (
+    RunnerError,
+    declared_parameters,
+    find_notebooks,
+    parse_parameters,
+)
+from course_utils.instructor.parameter_listing import format_parameters_markdown
+from course_utils.instructor.run_parameters import (
+    check_known,
+    collect_params,
+    params_for,
+    parse_value,
+)
+from course_utils.instructor.run_summary import write_summary
 from course_utils.paths import KEEP_CHECKPOINTS_ENV, NOTEBOOKS_DIR, PROJECT_ROOT, RUN_DIR_ENV
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
@@ -62,14 +84,14 @@ def copy_fixtures(root: Path) -> Path:
     ("None", None), ("true", "true"), ("cuda", "cuda"), ("", ""), ("data/my set", "data/my set"),
 ])
 def test_parse_value_examples(text: str, expected: object) -> None:
-    value = rn.parse_value(text)
+    value = parse_value(text)
     assert value == expected and type(value) is type(expected)
 
 
 @settings(deadline=None)  # a shared 2-core machine: timing is not what this tests
 @given(st.text(max_size=12))
 def test_parse_value_agrees_with_papermill_cli(text: str) -> None:
-    ours, theirs = rn.parse_value(text), _resolve_type(text)
+    ours, theirs = parse_value(text), _resolve_type(text)
     assert type(ours) is type(theirs)
     assert ours == theirs or (isinstance(ours, float) and math.isnan(ours) and math.isnan(theirs))
 
@@ -77,7 +99,7 @@ def test_parse_value_agrees_with_papermill_cli(text: str) -> None:
 def test_collect_params_yaml_then_pairs_later_wins(tmp_path: Path) -> None:
     params_file = tmp_path / "grading.yaml"
     params_file.write_text("epochs: 2\ndata_dir: my_data\nsizes: [1, 2]\n")
-    params = rn.collect_params(params_file, [("epochs", "5"), ("fast", "True")])
+    params = collect_params(params_file, [("epochs", "5"), ("fast", "True")])
     assert params == {"epochs": 5, "data_dir": "my_data", "sizes": [1, 2], "fast": True}
 
 
@@ -90,16 +112,16 @@ def test_collect_params_yaml_then_pairs_later_wins(tmp_path: Path) -> None:
 def test_bad_params_file_names_the_file(tmp_path: Path, content: str, message: str) -> None:
     params_file = tmp_path / "grading.yaml"
     params_file.write_text(content)
-    with pytest.raises(rn.RunnerError, match=message) as info:
-        rn.collect_params(params_file)
+    with pytest.raises(RunnerError, match=message) as info:
+        collect_params(params_file)
     assert "grading.yaml" in str(info.value)
 
 
 def test_missing_params_file_and_bad_pair_name(tmp_path: Path) -> None:
-    with pytest.raises(rn.RunnerError, match="nope.yaml' not found"):
-        rn.collect_params(tmp_path / "nope.yaml")
-    with pytest.raises(rn.RunnerError, match="'my-param' given with -p"):
-        rn.collect_params(None, [("my-param", "1")])
+    with pytest.raises(RunnerError, match="nope.yaml' not found"):
+        collect_params(tmp_path / "nope.yaml")
+    with pytest.raises(RunnerError, match="'my-param' given with -p"):
+        collect_params(None, [("my-param", "1")])
 
 
 def test_parse_parameters_reads_types_defaults_and_help() -> None:
@@ -111,7 +133,7 @@ def test_parse_parameters_reads_types_defaults_and_help() -> None:
         "epochs = 3\n"
         "scale = math.pi  # an expression\n"
     )
-    found = rn.parse_parameters(source)
+    found = parse_parameters(source)
     assert [(p.name, p.type, p.default, p.help) for p in found] == [
         ("preset", "None", "None", 'None = quick, "report" = full'),
         ("lr", "float", "0.1", ""),
@@ -122,13 +144,13 @@ def test_parse_parameters_reads_types_defaults_and_help() -> None:
 
 
 def test_parameters_cell_with_magic_is_a_clear_error() -> None:
-    with pytest.raises(rn.RunnerError, match="03_x.ipynb: the cell tagged 'parameters'"):
-        rn.parse_parameters("%matplotlib inline\nepochs = 3\n", "03_x.ipynb")
+    with pytest.raises(RunnerError, match="03_x.ipynb: the cell tagged 'parameters'"):
+        parse_parameters("%matplotlib inline\nepochs = 3\n", "03_x.ipynb")
 
 
 def test_params_for_passes_only_declared_names() -> None:
-    declared = rn.parse_parameters("scale = 1\nlabel = 'x'\n")
-    assert rn.params_for({"scale": 3, "fail": True}, declared) == {"scale": 3}
+    declared = parse_parameters("scale = 1\nlabel = 'x'\n")
+    assert params_for({"scale": 3, "fail": True}, declared) == {"scale": 3}
 
 
 def test_unknown_parameter_is_an_error_before_anything_runs(tmp_path: Path) -> None:
@@ -143,10 +165,10 @@ def test_unknown_parameter_is_an_error_before_anything_runs(tmp_path: Path) -> N
 
 
 def test_parameter_of_an_unselected_notebook_is_not_unknown() -> None:
-    declared = rn.declared_parameters(rn.find_notebooks(FIXTURES))
-    rn.check_known({"fail": True}, declared)  # 02 declares it: fine even if only 01 runs
-    with pytest.raises(rn.RunnerError, match="'epoch'"):
-        rn.check_known({"epoch": 1}, declared)
+    declared = declared_parameters(find_notebooks(FIXTURES))
+    check_known({"fail": True}, declared)  # 02 declares it: fine even if only 01 runs
+    with pytest.raises(RunnerError, match="'epoch'"):
+        check_known({"epoch": 1}, declared)
 
 
 # ---- choosing notebooks and where they go --------------------------------------------------------
@@ -160,17 +182,17 @@ def test_parameter_of_an_unselected_notebook_is_not_unknown() -> None:
     (["notebooks/02_fails.ipynb"], ["02_fails"]),
 ])
 def test_find_notebooks_by_prefix_name_or_glob(patterns: list[str], expected: list[str]) -> None:
-    assert [nb.stem for nb in rn.find_notebooks(FIXTURES, patterns)] == expected
+    assert [nb.stem for nb in find_notebooks(FIXTURES, patterns)] == expected
 
 
 def test_find_notebooks_unmatched_pattern_lists_the_notebooks() -> None:
-    with pytest.raises(rn.RunnerError, match="'09' matches no notebook .*01_passes, 02_fails"):
-        rn.find_notebooks(FIXTURES, ["09"])
+    with pytest.raises(RunnerError, match="'09' matches no notebook .*01_passes, 02_fails"):
+        find_notebooks(FIXTURES, ["09"])
 
 
 @pytest.mark.parametrize("name", ["", "..", "a/b", "../x"])
 def test_run_name_must_be_a_plain_folder_name(name: str) -> None:
-    with pytest.raises(rn.RunnerError, match="--name"):
+    with pytest.raises(RunnerError, match="--name"):
         rn.check_run_name(name)
 
 
@@ -190,14 +212,14 @@ def test_remove_stale_deletes_only_that_notebooks_files(tmp_path: Path) -> None:
     for path in [*mine, other]:
         path.parent.mkdir(exist_ok=True)
         path.write_text("{}")
-    rn.remove_stale(tmp_path, "02_x")
+    remove_stale(tmp_path, "02_x")
     assert not any(p.exists() for p in mine) and other.exists()
 
 
 def test_kernel_environment_is_restored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(RUN_DIR_ENV, raising=False)
     path_before = os.environ["PATH"]
-    with rn.kernel_environment(tmp_path / "run"):
+    with kernel_environment(tmp_path / "run"):
         assert os.environ[RUN_DIR_ENV] == str((tmp_path / "run").resolve())
         assert os.environ["PATH"].startswith(os.path.dirname(sys.executable) + os.pathsep)
     assert RUN_DIR_ENV not in os.environ and os.environ["PATH"] == path_before
@@ -210,8 +232,8 @@ def test_save_run_meta_writes_only_in_a_graded_run(tmp_path: Path,
     monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
     path = save_run_meta("05_x", device="cuda", gpu="H100")
     assert json.loads(path.read_text()) == {"notebook": "05_x", "device": "cuda", "gpu": "H100"}
-    assert rn.read_results(tmp_path / "results", "05_x") == ([], "cuda")
-    assert rn.read_results(tmp_path / "results", "06_none") == ([], "-")
+    assert read_results(tmp_path / "results", "05_x") == ([], "cuda")
+    assert read_results(tmp_path / "results", "06_none") == ([], "-")
 
 
 def executed_copy(path: Path, started: int, injected_at: int | None) -> Path:
@@ -229,23 +251,23 @@ def executed_copy(path: Path, started: int, injected_at: int | None) -> Path:
 def test_failing_cell_maps_papermills_index_to_the_source(tmp_path: Path) -> None:
     error = SimpleNamespace(cell_index=3, exec_count=4)  # what PapermillExecutionError carries
     with_injection = executed_copy(tmp_path / "a.ipynb", started=4, injected_at=2)
-    assert rn.failing_cell(error, with_injection) == (2, 4)
-    assert rn.failing_cell(error, executed_copy(tmp_path / "b.ipynb", 4, None)) == (3, 4)
+    assert failing_cell(error, with_injection) == (2, 4)
+    assert failing_cell(error, executed_copy(tmp_path / "b.ipynb", 4, None)) == (3, 4)
 
 
 def test_failing_cell_blames_the_last_started_cell_when_the_kernel_died(tmp_path: Path) -> None:
     died = RuntimeError("Kernel died")  # no cell_index: DeadKernelError, timeouts
-    assert rn.failing_cell(died, executed_copy(tmp_path / "a.ipynb", 3, None)) == (2, 3)
-    assert rn.failing_cell(died, executed_copy(tmp_path / "b.ipynb", 0, None)) == (None, None)
-    assert rn.failing_cell(died, tmp_path / "never_written.ipynb") == (None, None)
-    result = rn.NotebookResult("x", "failed", 1.0, error="DeadKernelError: Kernel died")
+    assert failing_cell(died, executed_copy(tmp_path / "a.ipynb", 3, None)) == (2, 3)
+    assert failing_cell(died, executed_copy(tmp_path / "b.ipynb", 0, None)) == (None, None)
+    assert failing_cell(died, tmp_path / "never_written.ipynb") == (None, None)
+    result = NotebookResult("x", "failed", 1.0, error="DeadKernelError: Kernel died")
     assert result.failure == "DeadKernelError: Kernel died"
 
 
 def test_broken_results_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "04_x.checks.json").write_text('{"checks": [')
     with pytest.raises(ValueError, match="04_x.checks.json is not valid JSON"):
-        rn.read_results(tmp_path, "04_x")
+        read_results(tmp_path, "04_x")
 
 
 # ---- summary from the JSON rows ---------------------------------------------------------------
@@ -255,12 +277,12 @@ def test_summary_md_and_csv_from_rows(tmp_path: Path) -> None:
                check_claim("a wrong claim", "Part Two", 2, 3, False, why="typo in the report"),
                check_claim("a built claim", "Part One", 4, 4, True, by_construction="drawn so")]
     results = [
-        rn.NotebookResult("01_a", "ok", 1.234, device="cuda", parameters={"epochs": 2},
-                          checks=[asdict(c) for c in ok_rows]),
-        rn.NotebookResult("02_b", "failed", 0.5, cell=4, execution_count=5,
+        NotebookResult("01_a", "ok", 1.234, device="cuda", parameters={"epochs": 2},
+                          checks=ok_rows),
+        NotebookResult("02_b", "failed", 0.5, cell=4, execution_count=5,
                           error="ValueError: bad | input"),
     ]
-    rn.write_summary(results, tmp_path / "graded", {"epochs": 2})
+    write_summary(results, tmp_path / "graded", {"epochs": 2})
     frame = pd.read_csv(tmp_path / "graded" / "summary.csv", keep_default_na=False, dtype=str)
     assert frame.to_dict("records") == [
         {"notebook": "01_a", "status": "ok", "seconds": "1.2", "device": "cuda",
@@ -272,7 +294,7 @@ def test_summary_md_and_csv_from_rows(tmp_path: Path) -> None:
         {"notebook": "01_a", "status": "ok", "seconds": "1.2", "device": "cuda",
          "failed cell": "", "error": "", "quantity": "a built claim", "source": "Part One",
          "report": "4", "computed": "4", "match": "by construction",
-         "why not": "by construction: drawn so"},
+         "why not": "drawn so"},  # the notebook's own table shows the same row
         {"notebook": "02_b", "status": "failed", "seconds": "0.5", "device": "-",
          "failed cell": "4", "error": "ValueError: bad | input", "quantity": "",
          "source": "", "report": "", "computed": "", "match": "", "why not": ""},
@@ -281,8 +303,7 @@ def test_summary_md_and_csv_from_rows(tmp_path: Path) -> None:
     assert md.startswith("# Run `graded`\n\nParameters: `epochs=2`\n")
     assert ("2 notebooks: 1 ok, 1 failed. 3 checks: 1 match, 1 by construction, 1 differ "
             "(0 unexplained).") in md
-    assert ("| 01_a | a built claim | Part One | 4 | 4 | by construction "
-            "| by construction: drawn so |") in md
+    assert "| 01_a | a built claim | Part One | 4 | 4 | by construction | drawn so |" in md
     assert "| 01_a | ok | 1.2 | cuda | epochs=2 |  |" in md
     assert "| 02_b | failed | 0.5 | - |  | cell 4 (In [5]): ValueError: bad \\| input |" in md
     assert "| 01_a | a wrong claim | Part Two | 2 | 3 | no | typo in the report |" in md
@@ -331,7 +352,7 @@ def test_markdown_alone_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_readme_parameter_section_matches_the_notebooks() -> None:
-    expected = rn.format_parameters_markdown(rn.declared_parameters(rn.find_notebooks(
+    expected = format_parameters_markdown(declared_parameters(find_notebooks(
         NOTEBOOKS_DIR)))
     text = README.read_text(encoding="utf-8")
     fix = ("regenerate it with `python -m course_utils.instructor.run_notebooks --list-parameters "
@@ -445,7 +466,7 @@ def test_no_html_and_stale_files_removed(graded: SimpleNamespace, tmp_path: Path
                                             ("None", None)])
 def test_cell_timeout_option(text: str, expected: int | None) -> None:
     assert rn.build_parser().parse_args(["--cell-timeout", text]).cell_timeout == expected
-    assert rn.build_parser().parse_args([]).cell_timeout == rn.DEFAULT_CELL_TIMEOUT
+    assert rn.build_parser().parse_args([]).cell_timeout == DEFAULT_CELL_TIMEOUT
 
 
 @pytest.mark.parametrize("text", ["-5", "2.5", "soon"])
@@ -462,7 +483,7 @@ def test_keep_checkpoints_env_only_with_the_flag(tmp_path: Path,
 
     def fake_run_notebook(source, run_folder, params, html, cell_timeout):
         seen.append((os.environ.get(KEEP_CHECKPOINTS_ENV), cell_timeout))
-        return rn.NotebookResult(source.stem, "ok", 0.0)
+        return NotebookResult(source.stem, "ok", 0.0)
 
     monkeypatch.setattr(rn, "run_notebook", fake_run_notebook)
     monkeypatch.setenv(KEEP_CHECKPOINTS_ENV, "1")  # left over in the shell: must not count
@@ -470,7 +491,7 @@ def test_keep_checkpoints_env_only_with_the_flag(tmp_path: Path,
             "--no-html"]
     assert run_main(base).status == 0
     assert run_main([*base, "--keep-checkpoints", "--cell-timeout", "none"]).status == 0
-    assert seen == [(None, rn.DEFAULT_CELL_TIMEOUT), ("1", None)]
+    assert seen == [(None, DEFAULT_CELL_TIMEOUT), ("1", None)]
     assert os.environ[KEEP_CHECKPOINTS_ENV] == "1"  # the shell's value is restored
 
 
@@ -480,12 +501,12 @@ def test_local_image_prefers_the_runs_own_figure(tmp_path: Path) -> None:
                  notebooks / "c.png"]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"png")
-    assert rn.local_image("../figures/a.png", notebooks, run_figures) == run_figures / "a.png"
-    assert rn.local_image("../b.png", notebooks, run_figures) == (tmp_path / "b.png").resolve()
-    assert rn.local_image("c%2Epng", notebooks, run_figures) == (notebooks / "c.png").resolve()
+    assert local_image("../figures/a.png", notebooks, run_figures) == run_figures / "a.png"
+    assert local_image("../b.png", notebooks, run_figures) == (tmp_path / "b.png").resolve()
+    assert local_image("c%2Epng", notebooks, run_figures) == (notebooks / "c.png").resolve()
     for src in ["https://example.org/a.png", "data:image/png;base64,AA==", "attachment:a.png",
                 str(notebooks / "c.png"), "missing.png", "../figures/a.svg"]:
-        assert rn.local_image(src, notebooks, run_figures) is None, src
+        assert local_image(src, notebooks, run_figures) is None, src
 
 
 @pytest.fixture(scope="module")
@@ -548,7 +569,7 @@ def test_markdown_images_are_embedded(bounded: SimpleNamespace) -> None:
         assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"
     cells = nbformat.read(bounded.run / "05_figure_link.ipynb", as_version=4).cells
     links = [m["src"] for c in cells if c.cell_type == "markdown"
-             for m in rn.MARKDOWN_IMAGE.finditer(c.source)]
+             for m in MARKDOWN_IMAGE.finditer(c.source)]
     assert links == ["attachment:fixture_link.png", "attachment:05_picture.png"]
     attached = {name: base64.b64decode(bundle["image/png"])
                 for c in cells for name, bundle in c.get("attachments", {}).items()}
@@ -562,8 +583,8 @@ def test_html_loads_mathjax_from_the_run_folder(bounded: SimpleNamespace) -> Non
         scripts = page_tags(bounded.run / page).scripts
         assert not [s for s in scripts if s.startswith(("http:", "https:", "//"))], scripts
         mathjax = [s for s in scripts if "MathJax.js" in s]
-        assert mathjax == [rn.MATHJAX_URL]
-    path, query = rn.MATHJAX_URL.split("?")
+        assert mathjax == [MATHJAX_URL]
+    path, query = MATHJAX_URL.split("?")
     assert (bounded.run / path).is_file()
     for name in query.removeprefix("config=").split(","):
         assert (bounded.run / "mathjax" / "config" / f"{name}.js").is_file(), name

@@ -1,4 +1,5 @@
-"""course_utils.part_one.train: presets, devices, determinism, resume, checkpoints, result JSON.
+"""Training (course_utils.part_one: presets, devices, train, checkpoints, results, lr_study,
+train_curves): presets, devices, determinism, resume, checkpoints, result JSON.
 
 A tiny CNN on random in-memory data keeps these fast; the loop is the one notebook 03 uses.
 """
@@ -15,8 +16,10 @@ import torch
 from torch import nn
 
 from course_utils import figures
-from course_utils.part_one import train
-from course_utils.part_one.train import TensorBatches, TrainConfig, fit, resolve_config
+from course_utils.part_one import checkpoints, devices, lr_study, results, train, train_curves
+from course_utils.part_one.loaders import TensorBatches
+from course_utils.part_one.presets import TrainConfig, resolve_config
+from course_utils.part_one.train import fit
 from course_utils.paths import KEEP_CHECKPOINTS_ENV, PROJECT_ROOT, RUN_DIR_ENV
 
 
@@ -97,19 +100,19 @@ def test_bad_parameters_are_named(bad, word):
 # ---- devices -----------------------------------------------------------------------------------
 
 def test_auto_device_and_cpu():
-    assert train.select_device("cpu").type == "cpu"
-    assert train.select_device("auto").type == train.available_devices()[0]
+    assert devices.select_device("cpu").type == "cpu"
+    assert devices.select_device("auto").type == devices.available_devices()[0]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_missing_device_is_a_clear_error():
     with pytest.raises(ValueError, match=r"not available.*available: \[.*'cpu'\]"):
-        train.select_device("cuda")
+        devices.select_device("cuda")
 
 
 def test_unknown_device_name_is_a_clear_error():
     with pytest.raises(ValueError, match="not a device name"):
-        train.select_device("gpu0")
+        devices.select_device("gpu0")
 
 
 # ---- determinism and resume --------------------------------------------------------------------
@@ -166,7 +169,7 @@ def test_crash_during_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypa
         run(tiny_config(epochs=2), checkpoint_path=checkpoint, resume=True)
     monkeypatch.undo()
     assert checkpoint.read_bytes() == before
-    assert train.load_checkpoint(checkpoint)["epoch"] == 1
+    assert checkpoints.load_checkpoint(checkpoint)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary left behind
 
 
@@ -174,9 +177,9 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     checkpoint = tmp_path / "ckpt.pt"
     checkpoint.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="ckpt.pt.*resume=True"):
-        train.load_checkpoint(checkpoint)
+        checkpoints.load_checkpoint(checkpoint)
     with pytest.raises(FileNotFoundError, match="resume=True"):
-        train.load_checkpoint(tmp_path / "missing.pt")
+        checkpoints.load_checkpoint(tmp_path / "missing.pt")
 
 
 # ---- checkpoints in a graded run ---------------------------------------------------------------
@@ -185,30 +188,30 @@ def test_graded_run_keeps_no_checkpoint_unless_asked(tmp_path, monkeypatch):
     """The runner sets COURSE_RUN_DIR; only --keep-checkpoints adds COURSE_KEEP_CHECKPOINTS=1."""
     monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
     monkeypatch.delenv(KEEP_CHECKPOINTS_ENV, raising=False)
-    assert train.checkpoint_path("03_x") is None
-    history = run(tiny_config(epochs=2), checkpoint_path=train.checkpoint_path("03_x"))
+    assert checkpoints.checkpoint_path("03_x") is None
+    history = run(tiny_config(epochs=2), checkpoint_path=checkpoints.checkpoint_path("03_x"))
     assert len(history.epochs) == 2 and not any(tmp_path.rglob("*"))  # nothing written
     with pytest.raises(ValueError, match="--keep-checkpoints"):
-        run(tiny_config(), checkpoint_path=train.checkpoint_path("03_x"), resume=True)
+        run(tiny_config(), checkpoint_path=checkpoints.checkpoint_path("03_x"), resume=True)
     monkeypatch.setenv(KEEP_CHECKPOINTS_ENV, "1")
-    kept = train.checkpoint_path("03_x")
+    kept = checkpoints.checkpoint_path("03_x")
     assert kept == tmp_path / "checkpoints" / "03_x.pt"
     run(tiny_config(epochs=1), checkpoint_path=kept)
-    assert train.load_checkpoint(kept)["epoch"] == 1
+    assert checkpoints.load_checkpoint(kept)["epoch"] == 1
 
 
 def test_student_checkpoints_outside_a_graded_run(monkeypatch):
     """In JupyterLab (no runner variables) checkpoints go to checkpoints/, as before."""
     monkeypatch.delenv(RUN_DIR_ENV, raising=False)
     monkeypatch.delenv(KEEP_CHECKPOINTS_ENV, raising=False)
-    assert train.checkpoint_path("03_x") == PROJECT_ROOT / "checkpoints" / "03_x.pt"
+    assert checkpoints.checkpoint_path("03_x") == PROJECT_ROOT / "checkpoints" / "03_x.pt"
 
 # ---- results -----------------------------------------------------------------------------------
 
 def test_result_json_has_every_field(tmp_path):
     config = tiny_config(epochs=2)
     history = run(config)
-    path = train.save_result(tmp_path / "result.json", config, history, ["a", "b", "c"], "cpu")
+    path = results.save_result(tmp_path / "result.json", config, history, ["a", "b", "c"], "cpu")
     record = json.loads(path.read_text())
     assert set(record) >= {"config", "classes", "history", "final_accuracy",
                            "confusion_matrix", "environment"}
@@ -222,7 +225,7 @@ def test_result_json_has_every_field(tmp_path):
 
 
 def test_confusion_matrix_counts():
-    counts = train.confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), 3)
+    counts = results.confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), 3)
     assert counts.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
 
 
@@ -239,8 +242,8 @@ def test_tensor_batches_cover_every_image_once():
 def test_misclassified_spreads_over_classes():
     true = np.array([0, 0, 0, 1, 1, 2])
     pred = np.array([1, 1, 1, 0, 1, 0])  # wrong: 0, 1, 2 (class 0), 3 (class 1), 5 (class 2)
-    assert train.misclassified(true, pred, limit=4).tolist() == [0, 3, 5, 1]
-    assert train.misclassified(true, true).tolist() == []
+    assert results.misclassified(true, pred, limit=4).tolist() == [0, 3, 5, 1]
+    assert results.misclassified(true, true).tolist() == []
 
 
 def test_resume_with_other_settings_is_refused(tmp_path):
@@ -256,23 +259,23 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 def test_compare_learning_rates_changes_only_the_lr():
     config = tiny_config()
     train_batches, test_batches = tiny_data()
-    runs = train.compare_learning_rates(tiny_model, train_batches, test_batches, config,
-                                        lrs=[1e-1, 1e-3, 1e-3], steps=3)
+    runs = lr_study.compare_learning_rates(tiny_model, train_batches, test_batches, config,
+                                           lrs=[1e-1, 1e-3, 1e-3], steps=3)
     assert [len(r.step_losses) for r in runs] == [3, 3, 3]
     # Same weights and first batch: the first step's loss (before any update) is shared.
     assert runs[0].step_losses[0] == runs[1].step_losses[0]
     # Same lr twice: identical runs (seeded); different lr: different later losses.
     assert runs[1].step_losses == runs[2].step_losses
     assert runs[0].step_losses[1:] != runs[1].step_losses[1:]
-    frame = train.step_runs_frame(runs[:2])
+    frame = lr_study.step_runs_frame(runs[:2])
     assert list(frame.index) == ["0.1", "0.001"]
 
 
 def test_compare_learning_rates_rejects_zero_steps():
     train_batches, test_batches = tiny_data()
     with pytest.raises(ValueError, match="steps"):
-        train.compare_learning_rates(tiny_model, train_batches, test_batches, tiny_config(),
-                                     lrs=[1e-3], steps=0)
+        lr_study.compare_learning_rates(tiny_model, train_batches, test_batches, tiny_config(),
+                                        lrs=[1e-3], steps=0)
 
 
 # ---- load_image gives writable arrays (no torch UserWarning in ImageFolderDataset) -------------
@@ -281,7 +284,8 @@ def test_compare_learning_rates_rejects_zero_steps():
 def test_load_image_is_writable_and_dataset_is_silent(tiny_dataset_dir, in_channels):
     import warnings
 
-    from course_utils.part_one.data import ImageFolderDataset, find_images, load_image
+    from course_utils.part_one.dataset import ImageFolderDataset, find_images
+    from course_utils.part_one.decode import load_image
 
     index = find_images(tiny_dataset_dir)
     path = index.files["train"][0][0]
@@ -341,7 +345,7 @@ def test_on_epoch_sees_every_epoch():
 def test_zero_counter_counts_inputs_in_eval_mode_only():
     layer = nn.Linear(4, 2)
     x = torch.tensor([[0.0, 1.0, 0.0, 2.0]])
-    with train.ZeroCounter(layer) as zeros:
+    with lr_study.ZeroCounter(layer) as zeros:
         layer.train()
         layer(x)
         assert zeros.total == 0  # a training pass is not counted
@@ -351,11 +355,11 @@ def test_zero_counter_counts_inputs_in_eval_mode_only():
     assert (zeros.zeros, zeros.total, zeros.fraction) == (2, 4, 0.5)
     zeros.reset()
     assert np.isnan(zeros.fraction)
-    assert np.isnan(train.ZeroCounter(None).fraction)
+    assert np.isnan(lr_study.ZeroCounter(None).fraction)
 
 
 def test_prediction_counts():
-    assert train.prediction_counts(np.array([2, 2, 0]), 4) == [1, 0, 2, 0]
+    assert lr_study.prediction_counts(np.array([2, 2, 0]), 4) == [1, 0, 2, 0]
 
 
 class TinyFc1(nn.Module):
@@ -378,7 +382,7 @@ class TinyFc1(nn.Module):
 
 def test_first_step_moves_scale_with_lr_and_stay_under_the_estimate():
     images, labels = next(iter(tiny_data()[0]))
-    rows = train.first_step_moves(TinyFc1, images, labels, tiny_config(), [1e-1, 1e-2, 1e-3])
+    rows = lr_study.first_step_moves(TinyFc1, images, labels, tiny_config(), [1e-1, 1e-2, 1e-3])
     assert [r.fc1_fan_in for r in rows] == [64] * 3
     # Same initial weights and batch for every lr: the same input, output and loss before.
     assert len({(r.fc1_input_mean_abs, r.loss_before, r.fc1_output_mean_abs) for r in rows}) == 1
@@ -389,7 +393,7 @@ def test_first_step_moves_scale_with_lr_and_stay_under_the_estimate():
         assert r.fc1_output_move_max >= r.fc1_output_move > 0
     # ... by lr times the sign of its gradient: fc1's own move is proportional to lr.
     assert rows[0].fc1_weight_move / rows[1].fc1_weight_move == pytest.approx(10, rel=1e-3)
-    frame = train.first_steps_frame(rows)
+    frame = lr_study.first_steps_frame(rows)
     assert list(frame.index) == ["0.1", "0.01", "0.001"]
 
 
@@ -397,7 +401,7 @@ def test_first_step_probe_leaves_batch_norm_statistics_alone():
     model = TinyFc1()
     images, labels = next(iter(tiny_data()[0]))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    x, z, loss = train._fc1_probe(model, images, labels, torch.device("cpu"), False)
+    x, z, loss = lr_study.fc1_probe(model, images, labels, torch.device("cpu"), False)
     assert x.shape == (len(labels), 64) and z.shape == (len(labels), 8) and loss > 0
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -406,13 +410,13 @@ def test_first_step_probe_leaves_batch_norm_statistics_alone():
 
 def test_compare_learning_rates_counts_predictions_and_fc1_zeros():
     train_batches, test_batches = tiny_data()
-    runs = train.compare_learning_rates(TinyFc1, train_batches, test_batches, tiny_config(),
-                                        lrs=[1e-2], steps=2)
+    runs = lr_study.compare_learning_rates(TinyFc1, train_batches, test_batches, tiny_config(),
+                                           lrs=[1e-2], steps=2)
     assert sum(runs[0].predicted_per_class) == 10 and len(runs[0].predicted_per_class) == 3
     assert 0 <= runs[0].fc1_input_zero_fraction <= 1
     assert 0 <= runs[0].fc2_input_zero_fraction <= 1
-    plain = train.compare_learning_rates(tiny_model, train_batches, test_batches,
-                                         tiny_config(), lrs=[1e-2], steps=2)
+    plain = lr_study.compare_learning_rates(tiny_model, train_batches, test_batches,
+                                            tiny_config(), lrs=[1e-2], steps=2)
     assert plain[0].fc1_input_zero_fraction is None  # no fc1: nothing counted
     assert plain[0].fc2_input_zero_fraction is None
 
@@ -427,15 +431,15 @@ def test_train_curves_table_and_figure(tmp_path):
                   "warmup_epochs": 0, "history": history, "final_accuracy": 0.4,
                   "predicted_per_class": [2, 0], "fc1_input_zero_fraction": 1.0}
     record = {"config": {"batch_size": 32}, "classes": ["a", "b"], "runs": [run_record]}
-    frame = train.curves_frame(record)
+    frame = train_curves.curves_frame(record)
     assert frame.loc["lr 0.01, batch 32", "classes predicted"] == 1
     assert frame.loc["lr 0.01, batch 32", "best epoch's accuracy"] == 0.4
     fig = figures.plot_train_curves(record, 0.58, "title")
     assert len(fig.axes) == 2
     path = tmp_path / "curves.json"
     path.write_text(json.dumps(record))
-    assert train.load_train_curves([tmp_path / "missing.json", path])[1] == path
-    assert train.load_train_curves([tmp_path / "missing.json"]) is None
+    assert train_curves.load_train_curves([tmp_path / "missing.json", path])[1] == path
+    assert train_curves.load_train_curves([tmp_path / "missing.json"]) is None
 
 
 def test_train_report_size_benchmark_smoke(tiny_dataset_dir, tmp_path):

@@ -7,12 +7,15 @@ import pytest
 
 from course_utils import figures
 from course_utils.part_two import worked_example as we
+from course_utils.part_two import worked_example_checks as we_checks
+from course_utils.part_two import worked_example_recovery as recovery
+from course_utils.part_two import worked_example_search as pixel_search
 from course_utils.report import value
 
 
 @pytest.fixture(scope="module")
 def inputs() -> we.Inputs:
-    return we.recover_inputs(bound=1.0)  # the [-3, 3] search is shown in notebook 06
+    return recovery.recover_inputs(bound=1.0)  # the [-3, 3] search is shown in notebook 06
 
 
 @pytest.fixture(scope="module")
@@ -21,16 +24,27 @@ def results(inputs: we.Inputs) -> dict[str, np.ndarray]:
 
 
 def test_recovered_scalars_and_weights_sit_on_the_two_decimal_grid() -> None:
-    lr, bias = we.recover_lr_and_bias()
+    lr, bias = recovery.recover_lr_and_bias()
     assert lr == pytest.approx(0.5, abs=1e-12)
     np.testing.assert_allclose(bias, 0.0, atol=1e-12)
     # 8-decimal prints: the SGD step undone lands within print noise of hundredths
-    assert we.distance_to_grid(we.recover_fc_weights(lr)) < 1e-8
-    kernel, residual = we.recover_kernel()
+    assert we.distance_to_grid(recovery.recover_fc_weights(lr)) < 1e-8
+    kernel, residual = recovery.recover_kernel()
     assert residual < 1e-8 and we.distance_to_grid(kernel) < 1e-7
     # both rows of dL/dW give the same sigmoid outputs
-    a = we.recover_sigmoid_outputs()
+    a = recovery.recover_sigmoid_outputs()
     np.testing.assert_allclose(a[0], a[1], atol=1e-7)
+
+
+def test_grid_solutions_finds_every_integer_point_and_no_other() -> None:
+    coeffs, target, bound, tol = np.array([1.0, 0.5, -0.25, 2.0]), 1.25, 3, 1e-9
+    found = pixel_search.grid_solutions(target, coeffs, bound, tol)
+    assert list(found.columns) == ["n0", "n1", "n2", "n3"]
+    n = np.arange(-bound, bound + 1)
+    grid = np.stack(np.meshgrid(n, n, n, n, indexing="ij"), axis=-1).reshape(-1, 4)
+    expected = grid[np.abs(grid @ coeffs - target) <= tol]
+    assert sorted(map(tuple, found.to_numpy())) == sorted(map(tuple, expected))
+    assert len(expected) > 0
 
 
 def test_the_image_search_is_unique_and_matches_the_stated_inputs(inputs: we.Inputs) -> None:
@@ -42,7 +56,7 @@ def test_the_image_search_is_unique_and_matches_the_stated_inputs(inputs: we.Inp
 
 
 def test_every_printed_number_is_reproduced(results: dict[str, np.ndarray]) -> None:
-    matches = we.printed_matches(results)
+    matches = we_checks.printed_matches(results)
     assert all(matches.values()), matches
 
 
@@ -50,19 +64,20 @@ def test_a_tie_at_the_printed_precision_counts_either_way() -> None:
     # 0.2450 rounds to 0.24 or 0.25 depending on its last bit (the CPU, the order of the sums):
     # both must count as "could be printed as 0.25", and so must 0.2549999999999
     for conv in (0.24499999999999997, 0.245, 0.24500000000000002, 0.2549999999999):
-        assert we.could_print_as([0.25], np.array([conv]), decimals=2), conv
-    assert not we.could_print_as([0.25], np.array([0.2449]), decimals=2)
-    assert not we.could_print_as([0.25], np.array([0.2551]), decimals=2)
-    assert not we.could_print_as([0.25, 0.1], np.array([0.25]), decimals=2)  # shape
-    assert not we.could_print_as([(0.25,), (0.1, 0.2)], np.zeros((2, 2)), decimals=2)  # ragged
-    assert we.could_print_as([0.14417249], np.array([0.144172485]), decimals=8)
-    assert not we.could_print_as([0.14417249], np.array([0.1441724849]), decimals=8)
+        assert we_checks.could_print_as([0.25], np.array([conv]), decimals=2), conv
+    assert not we_checks.could_print_as([0.25], np.array([0.2449]), decimals=2)
+    assert not we_checks.could_print_as([0.25], np.array([0.2551]), decimals=2)
+    assert not we_checks.could_print_as([0.25, 0.1], np.array([0.25]), decimals=2)  # shape
+    ragged = [(0.25,), (0.1, 0.2)]
+    assert not we_checks.could_print_as(ragged, np.zeros((2, 2)), decimals=2)
+    assert we_checks.could_print_as([0.14417249], np.array([0.144172485]), decimals=8)
+    assert not we_checks.could_print_as([0.14417249], np.array([0.1441724849]), decimals=8)
 
 
 def test_the_public_copy_does_not_reproduce_the_report(inputs: we.Inputs) -> None:
     public = we.Inputs(we.PUBLIC_COPY_X, inputs.kernel, inputs.fc_weights, inputs.fc_bias,
                        inputs.upstream, inputs.lr)
-    matches = we.printed_matches(we.forward_backward(public))
+    matches = we_checks.printed_matches(we.forward_backward(public))
     assert not matches["conv_output"] and not matches["fc_delta_weights"]
 
 
@@ -84,7 +99,7 @@ def test_garbled_prints_are_explained(results: dict[str, np.ndarray]) -> None:
 
 def test_checks_table_flags_only_the_known_print_problems(
         inputs: we.Inputs, results: dict[str, np.ndarray]) -> None:
-    rows = we.report_checks(results, inputs)
+    rows = we_checks.report_checks(results, inputs)
     mismatched = {row.quantity for row in rows if not row.match}
     assert mismatched == {"maxpool_delta_as_printed", "conv_delta_input_as_printed",
                           "conv_delta_kernel"}
@@ -94,26 +109,26 @@ def test_checks_table_flags_only_the_known_print_problems(
 def test_checks_table_catches_a_wrong_result(inputs: we.Inputs,
                                              results: dict[str, np.ndarray]) -> None:
     wrong = dict(results, updated_kernel=results["updated_kernel"] + 1e-7)
-    rows = {row.quantity: row for row in we.report_checks(wrong, inputs)}
+    rows = {row.quantity: row for row in we_checks.report_checks(wrong, inputs)}
     assert not rows["updated_kernel"].match
 
 
 def test_free_entries_change_no_printed_number(inputs: we.Inputs) -> None:
-    assert (we.winner_margins() > 0).all()
-    sweep = we.sweep_free_entries(inputs, bound=1.0)
+    assert (recovery.winner_margins() > 0).all()
+    sweep = we_checks.sweep_free_entries(inputs, bound=1.0)
     assert sweep["printed numbers unchanged"].all() and sweep["winners unchanged"].all()
     assert (sweep["largest change (8-decimal results)"] == 0.0).all()
     assert (sweep["values that fit"] >= 1).all()
-    joint = we.random_free_entries(inputs, trials=50, seed=1)
+    joint = we_checks.random_free_entries(inputs, trials=50, seed=1)
     assert joint["same winners"] > 0 and joint["largest change"] == 0.0
-    boxed = we.random_free_entries(inputs, trials=50, seed=1, box=sweep)
+    boxed = we_checks.random_free_entries(inputs, trials=50, seed=1, box=sweep)
     assert boxed["conv output as printed"] > 0
     assert boxed["all printed numbers match"] == boxed["conv output as printed"]
 
 
 def test_entry_kinds_counts_searched_fixed_and_free_entries() -> None:
     searched = [(1, 1), (1, 2)]
-    kind = we.entry_kinds(searched)
+    kind = recovery.entry_kinds(searched)
     assert kind.shape == (5, 5)
     assert kind[1, 1] == kind[1, 2] == 2
     assert (kind == 0).sum() == len(we.FREE_ENTRIES)
@@ -124,7 +139,7 @@ def test_plot_functions_return_figures_with_the_expected_axes(
         inputs: we.Inputs, results: dict[str, np.ndarray]) -> None:
     import matplotlib.pyplot as plt
 
-    winners = we.recover_winners()
+    winners = recovery.recover_winners()
     image = figures.plot_recovered_image(inputs, [(1, 1)], winners)
     maps = figures.plot_backward_maps(results, winners)
     try:

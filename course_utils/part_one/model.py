@@ -28,6 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 # ReportCNN and its two sizes are written in notebook 02 and exported from it into
 # course_utils/part_one/report_cnn.py (one copy: edit the notebook, then `make export`);
 # re-exported here.
+from course_utils.part_one.data_spec import check_image_size
 from course_utils.part_one.report_cnn import MIN_IMAGE_SIZE, POOL2_SIZE, ReportCNN  # noqa: F401  (re-exported)
 
 
@@ -58,13 +59,6 @@ def report_layer_name(name: str) -> str:
                      f"{[p for p, _ in _REPORT_PREFIXES]} and 'dropout'")
 
 
-def _check_image_size(image_size: int) -> None:
-    """Clear error for an image size the model cannot take (instead of one from deep in torch)."""
-    if not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
-        raise ValueError(f"image_size must be an integer >= {MIN_IMAGE_SIZE} (the report uses "
-                         f"256), got {image_size!r}")
-
-
 def _resolve_in_channels(model: nn.Module, in_channels: int | None) -> int:
     """The input channels to feed ``model``: its own, or ``in_channels`` if they agree."""
     own = getattr(model, "in_channels", None)
@@ -81,7 +75,7 @@ def _resolve_in_channels(model: nn.Module, in_channels: int | None) -> int:
 
 def _dummy_input(model: nn.Module, image_size: int, in_channels: int | None) -> torch.Tensor:
     """A zero batch of one image, x: (1, C, image_size, image_size), on the model's device."""
-    _check_image_size(image_size)
+    check_image_size(image_size)  # a clear error instead of one from deep in torch
     channels = _resolve_in_channels(model, in_channels)
     device = next(model.parameters()).device
     return torch.zeros(1, channels, image_size, image_size, device=device)
@@ -314,3 +308,20 @@ def batchnorm_table(model: nn.Module) -> pd.DataFrame:
              "bias_min": m.bias.min().item(), "bias_max": m.bias.max().item()}
             for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
     return pd.DataFrame(rows)
+
+
+def replication_equivalence_error(conv: nn.Conv2d, gray: torch.Tensor) -> float:
+    """Max |difference| between a 3-channel conv on replicated input and a 1-channel conv.
+
+    gray: (N, 1, H, W). On a replicated image the three input channels are equal, so
+    sum_c W[:, c] * x = (sum_c W[:, c]) * x: the 3-channel layer computes exactly what a
+    1-channel layer with the summed weights computes. A result near float precision (~1e-6)
+    shows the extra weights add no expressive power on grayscale data.
+    """
+    if conv.in_channels != 3:
+        raise ValueError(f"conv must take 3 input channels, got {conv.in_channels}")
+    with torch.no_grad():
+        three = conv(gray.expand(-1, 3, -1, -1))
+        summed = conv.weight.sum(dim=1, keepdim=True)
+        one = torch.nn.functional.conv2d(gray, summed, conv.bias, conv.stride, conv.padding)
+    return float((three - one).abs().max())

@@ -7,7 +7,7 @@ this file.
 """
 
 # Given code. Cells marked `#| export` are also the module course_utils/part_one/timing.py
-# (make export), which course_utils.part_one.bench.model_only_fps times with.
+# (make export), which course_utils.part_one.fps.model_only_fps times with.
 from collections.abc import Callable, Sequence
 from typing import Any
 

@@ -32,10 +32,6 @@ import numpy as np
 # here so
 # `scratch.conv_forward` and friends keep working.
 from course_utils.part_two.im2col import (  # noqa: F401  (re-exported)
-    _check_conv_inputs,
-    _pad,
-    _require_ndim,
-    _require_positive_int,
     col2im,
     col2im_matrix,
     conv_backward,

@@ -17,7 +17,7 @@ def submit(notebook: Path, student: str, out: Path) -> Path:
     """Zip ``notebook`` as ``out/<student>.zip``, the file ``make grade`` reads."""
     import json
 
-    from course_utils.instructor.grading.grade import student_id
+    from course_utils.instructor.grading.submissions import student_id
 
     notebook = Path(notebook)
     if not notebook.is_file():

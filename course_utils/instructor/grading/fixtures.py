@@ -88,7 +88,8 @@ def grade_fixtures(dist: Path, out: Path, assignments: list[str] | None = None,
                    timeout: float = 10.0) -> dict[str, str]:
     """Build every assignment's fixture submissions into ``out/<assignment>/submissions`` and
     grade them into ``out/<assignment>/grades``; returns {assignment: the grades table}."""
-    from course_utils.instructor.grading.grade import grade_all, table_text
+    from course_utils.instructor.grading.grade import grade_all
+    from course_utils.instructor.grading.grade_reports import table_text
 
     names = assignments or sorted(p.name for p in FIXTURES_DIR.iterdir() if p.is_dir())
     tables = {}

@@ -1,0 +1,157 @@
+"""Running the hidden tests against one submission: its graded cells run in a ``Sandbox``, and
+each otter test runs here, in the grader's process, with proxies for the student's names."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from course_utils.instructor.grading import sandbox_server as wire
+from course_utils.instructor.grading.sandbox import (
+    Isolation,
+    Sandbox,
+    SandboxError,
+    StudentFunction,
+)
+from course_utils.instructor.grading.submissions import (
+    Submission,
+    graded_cells,
+    written_answers,
+)
+
+MAX_MESSAGE = 3000
+
+
+@dataclass
+class TestResult:
+    """The verdict of one test case (public or hidden) on one submission."""
+
+    question: str
+    name: str
+    hidden: bool
+    points: float
+    passed: bool
+    message: str = ""
+
+
+@dataclass
+class Graded:
+    """One student's grading: points per question, every test, the cells' status, the written
+    answers, the marker's points for hand-graded questions, and any error."""
+
+    student: str
+    scores: dict[str, float] = field(default_factory=dict)
+    tests: list[TestResult] = field(default_factory=list)
+    cells: dict[str, str] = field(default_factory=dict)
+    written: dict[str, str] = field(default_factory=dict)
+    marks: dict[str, float] = field(default_factory=dict)  # hand-graded questions, by the marker
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return sum(self.scores.values()) + sum(self.marks.values())
+
+
+def load_tests(autograder: Path) -> tuple[list[dict], dict[str, Any]]:
+    """(questions from questions.json, {question: otter ExceptionTestFile})."""
+    from otter.test_files.exception_test import ExceptionTestFile
+
+    info = json.loads((Path(autograder) / "questions.json").read_text(encoding="utf-8"))
+    tests = {}
+    for question in info["questions"]:
+        path = Path(autograder) / "tests" / f"{question['name']}.py"
+        if not question["manual"]:
+            if not path.exists():
+                raise FileNotFoundError(f"{path} is missing: run `make release` again")
+            tests[question["name"]] = ExceptionTestFile.from_file(str(path))
+    return info, tests
+
+
+def _parameters(test_file: Any) -> list[str]:
+    names = []
+    for case in test_file.test_cases:
+        names += [n for n in case.body._get_func_params() if n != "env"]
+    return names
+
+
+def _case_name(case: Any) -> str:
+    return getattr(case.body.test_func, "__name__", None) or case.name
+
+
+def _message(error: BaseException, test_file: Any) -> str:
+    try:
+        text = test_file._generate_error_message(error)
+    except Exception:  # the traceback is not the shape otter expects
+        text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + " [...]"
+
+
+def grade_submission(submission: Submission, questions: list[dict], tests: dict[str, Any],
+                     iso: Isolation, *, timeout: float = 10.0, budget: float = 120.0,
+                     memory_mb: int = 1024, hide: list[Path] | None = None,
+                     log_dir: Path | None = None, allow_imports: tuple[str, ...] = ()) -> Graded:
+    """Run one submission's cells in a sandbox and every test against them."""
+    started = time.monotonic()
+    graded = Graded(submission.student)
+    manual = [q["name"] for q in questions if q["manual"]]
+    for question in questions:
+        if not question["manual"]:
+            graded.scores[question["name"]] = 0.0
+    if submission.notebook is None:
+        graded.error = submission.error
+        _fail_all(graded, tests, graded.error or "no notebook")
+        return graded
+    graded.written = written_answers(submission.notebook, manual)
+    blocked = tuple(n for n in wire.BLOCKED_IMPORTS if n not in allow_imports)
+    sandbox = Sandbox(graded_cells(submission.notebook, blocked), iso, memory_mb=memory_mb,
+                      cell_timeout=timeout, call_timeout=timeout, hide=hide, log_dir=log_dir,
+                      allow_imports=allow_imports)
+    try:
+        try:
+            sandbox.start()
+            names = sorted({n for t in tests.values() for n in _parameters(t)})
+            env: dict[str, Any] = {}
+            for name, kind in sandbox.describe(names).items():
+                if kind == "callable":
+                    env[name] = StudentFunction(sandbox, name)
+                elif kind == "value":
+                    try:
+                        env[name] = sandbox.get(name)
+                    except SandboxError as error:
+                        graded.cells[f"value of {name}"] = f"could not be read: {error}"
+        except SandboxError as error:
+            graded.error = f"the sandbox could not run this notebook: {error}"
+            _fail_all(graded, tests, graded.error)
+            return graded
+        for question, test_file in tests.items():
+            for case in test_file.test_cases:
+                result = TestResult(question, _case_name(case), case.hidden, case.points, False)
+                if time.monotonic() - started > budget:
+                    result.message = f"not run: the {budget:g} s for this submission were used up"
+                else:
+                    try:
+                        case.body.call_func(env)
+                        result.passed = True
+                    except Exception as error:
+                        result.message = _message(error, test_file)
+                graded.tests.append(result)
+                if result.passed:
+                    graded.scores[question] += case.points
+        graded.cells.update(sandbox.cell_status)
+        if sandbox.confinement.get("not_hidden"):
+            graded.cells["sandbox"] = "not hidden: " + "; ".join(sandbox.confinement["not_hidden"])
+    finally:
+        sandbox.kill()
+        graded.seconds = time.monotonic() - started
+    return graded
+
+
+def _fail_all(graded: Graded, tests: dict[str, Any], message: str) -> None:
+    for question, test_file in tests.items():
+        for case in test_file.test_cases:
+            graded.tests.append(TestResult(question, _case_name(case), case.hidden, case.points,
+                                           False, message))

@@ -1,0 +1,84 @@
+"""The report's update rule repeated (gradient descent), and the ReLU units it can kill.
+
+``gradient_descent`` applies w <- w - lr dE/dw with every gradient taken at the old weights;
+``report_order_update`` shows what goes wrong when the report's three update lines are run in
+order instead; ``dead_units`` names the ReLU neurons that pass back no gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from course_utils.part_two.chain_rule import Forward, backward, forward, require_finite
+from course_utils.validation import require_int
+
+
+def dead_units(cache: Forward) -> list[str]:
+    """Names of ReLU neurons that are off (pre-activation <= 0), so pass back no gradient."""
+    dead = []
+    if cache.f == "relu" and cache.z1 <= 0:
+        dead.append(f"hidden neuron h (f = relu, z1 = {cache.z1 + 0.0:.4g} <= 0)")
+    if cache.g == "relu" and cache.z2 <= 0:  # + 0.0 below: print -0.0 as 0
+        dead.append(f"output neuron y (g = relu, z2 = {cache.z2 + 0.0:.4g} <= 0)")
+    return dead
+
+
+@dataclass(frozen=True)
+class Step:
+    """One row of the descent history: the weights, the error and the gradients at them."""
+
+    step: int
+    w1: float
+    w2: float
+    w3: float
+    E: float
+    dE_dw1: float
+    dE_dw2: float
+    dE_dw3: float
+
+
+def gradient_descent(x1: float, x2: float, t: float, w1: float, w2: float, w3: float,
+                     f: str = "sigmoid", g: str = "sigmoid", lr: float = 0.5,
+                     steps: int = 50) -> list[Step]:
+    """Repeat the report's update w <- w - lr dE/dw ``steps`` times on one example.
+
+    Returns steps + 1 rows: the starting weights (step 0) and the weights after each update.
+    All three gradients are computed at the current weights before any weight changes.
+    """
+    lr = require_finite(lr, "lr")
+    if lr <= 0:
+        raise ValueError(f"parameter 'lr' must be > 0 (e.g. 0.5), got {lr}")
+    steps = require_int("parameter 'steps'", steps, minimum=0)
+    history = []
+    for step in range(steps + 1):
+        cache = forward(x1, x2, t, w1, w2, w3, f, g)
+        grads = backward(cache)
+        history.append(Step(step, cache.w1, cache.w2, cache.w3, cache.E,
+                            grads.dE_dw1, grads.dE_dw2, grads.dE_dw3))
+        # One simultaneous update: every gradient above was computed at the old weights.
+        w1 = cache.w1 - lr * grads.dE_dw1
+        w2 = cache.w2 - lr * grads.dE_dw2
+        w3 = cache.w3 - lr * grads.dE_dw3
+    return history
+
+
+def report_order_update(x1: float, x2: float, t: float, w1: float, w2: float, w3: float,
+                        f: str, g: str, lr: float) -> tuple[float, float, float]:
+    """The report's three update lines read as a program run top to bottom, each line
+    recomputing its gradient from the weights as they are at that moment.
+
+    This is NOT what the report means (nor what gradient descent does); it shows why the
+    update must use gradients computed before any weight changes. Returns (w1, w2, w3).
+    """
+    w1 = w1 - lr * backward(forward(x1, x2, t, w1, w2, w3, f, g)).dE_dw1
+    w2 = w2 - lr * backward(forward(x1, x2, t, w1, w2, w3, f, g)).dE_dw2  # sees the new w1
+    w3 = w3 - lr * backward(forward(x1, x2, t, w1, w2, w3, f, g)).dE_dw3  # sees new w1, w2
+    return w1, w2, w3
+
+
+def history_frame(history: list[Step]) -> pd.DataFrame:
+    """The descent history as a table, one row per step."""
+    frame = pd.DataFrame([vars(s) for s in history]).set_index("step")
+    return frame + 0.0  # turns -0.0 (e.g. (y - t) * 0 with y < t) into 0.0 for display
