@@ -68,8 +68,7 @@ def test_readme_tree_lists_every_module() -> None:
         if entry.endswith("/"):
             folder = entry if indent <= 2 else folder.split("/")[0] + "/" + entry
         else:
-            listed.add(("course_utils/" + (folder if indent > 2 else "") + entry))
-    expected = {_name(p) for p in MODULES if p.name != "__init__.py" or p.parent == PACKAGE}
-    expected.discard("course_utils/__init__.py")
+            listed.add("course_utils/" + (folder if indent > 2 else "") + entry)
+    expected = {_name(p) for p in MODULES if p.name != "__init__.py"}
     assert listed == expected, (f"README tree misses {sorted(expected - listed)}; "
                                 f"lists missing {sorted(listed - expected)}")
