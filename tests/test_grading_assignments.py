@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from course_utils.instructor.grading.__main__ import main as grading_main
 from course_utils.instructor.grading.__main__ import master_notebooks
 from course_utils.instructor.grading.fixtures import build_submission
 from course_utils.instructor.grading.grade import grade_all
@@ -84,3 +85,17 @@ def test_readme_question_table_matches_the_masters() -> None:
     assert start in text and end in text, "README.md has no question table; " + fix
     assert text.split(start, 1)[1].split(end, 1)[0].strip() == expected.strip(), \
         "README.md's question table is stale; " + fix
+
+
+def test_make_grade_on_the_fixture_folder_builds_and_grades_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`make grade SUBMISSIONS=tests/fixtures/submissions ASSIGNMENT=<nb>` prints the table."""
+    name = "04_fps_benchmark"  # the quickest to grade (no torch in its sandbox)
+    release(_master(name), tmp_path / "dist")
+    code = grading_main(["grade", str(FIXTURES), "--assignment", name, "--autograder",
+                         str(tmp_path / "dist" / "autograder" / name),
+                         "--out", str(tmp_path / "grades")])
+    assert code == 0
+    expected = (FIXTURES / name / "expected_grades.csv").read_text()
+    assert (tmp_path / "grades" / name / "grades" / "grades.csv").read_text() == expected
+    assert "wrong_measure_fps" in capsys.readouterr().out

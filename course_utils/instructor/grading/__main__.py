@@ -100,12 +100,20 @@ def main(argv: list[str] | None = None) -> int:
                 student, autograder = release(notebook, args.out)
                 print(f"{notebook.name}: {student} (for students), {autograder} (hidden tests)")
         elif args.command == "grade":
+            from course_utils.instructor.grading.fixtures import grade_fixtures, is_fixture_folder
             from course_utils.instructor.grading.grade import grade_all
 
             autograder = args.autograder or PROJECT_ROOT / "dist" / "autograder" / args.assignment
-            grade_all(args.submissions, autograder, args.out, timeout=args.timeout,
-                      budget=args.budget, memory_mb=args.memory_mb,
-                      isolation_mode=args.isolation, marks=args.marks)
+            if is_fixture_folder(args.submissions, args.assignment):
+                # made-up students described as edits (tests/fixtures/submissions): build, grade
+                table = grade_fixtures(autograder.parent.parent, args.out, [args.assignment],
+                                       timeout=args.timeout)[args.assignment]
+                print(f"{table}\n\nFixture submissions built and graded into "
+                      f"{args.out / args.assignment}")
+            else:
+                grade_all(args.submissions, autograder, args.out, timeout=args.timeout,
+                          budget=args.budget, memory_mb=args.memory_mb,
+                          isolation_mode=args.isolation, marks=args.marks)
         elif args.command == "fixtures":
             from course_utils.instructor.grading.fixtures import grade_fixtures
 
