@@ -18,7 +18,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from course_utils.instructor.grading.fixtures import build_notebook, build_submission, source_text
+from course_utils.instructor.grading.export import cell_source
+from course_utils.instructor.grading.fixtures import build_notebook, build_submission
 from course_utils.instructor.grading.grade import grade_all
 from course_utils.instructor.grading.grade_reports import grades_csv, marks_template, read_marks
 from course_utils.instructor.grading.release import hidden_test_names, leaks, questions, release
@@ -58,7 +59,7 @@ def test_release_writes_student_and_autograder_versions(dist: Path) -> None:
         sorted(p.name for p in (autograder / "tests").glob("*.py"))
     notebook = json.loads((student / f"{NAME}.ipynb").read_text())
     assert all(not c.get("outputs") for c in notebook["cells"] if c["cell_type"] == "code")
-    sources = [source_text(c) for c in notebook["cells"]]
+    sources = [cell_source(c) for c in notebook["cells"]]
     assert any('grader.check("im2col")' in s for s in sources)
     assert sum("raise NotImplementedError(" in s for s in sources) == 4  # the four code answers
     assert "unfolded_shape = ..." in sources

@@ -39,7 +39,8 @@ this file.
 '''
 
 
-def _source(cell: dict) -> str:
+def cell_source(cell: dict) -> str:
+    """A notebook cell's source as one string (nbformat stores a string or a list of lines)."""
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else source
 
@@ -48,7 +49,7 @@ def is_export_cell(cell: dict) -> bool:
     """Whether ``cell`` is a code cell whose first line is ``#| export``."""
     if cell.get("cell_type") != "code":
         return False
-    lines = _source(cell).lstrip().splitlines()
+    lines = cell_source(cell).lstrip().splitlines()
     return bool(lines) and bool(_EXPORT.match(lines[0].strip()))
 
 
@@ -75,7 +76,7 @@ def module_name(notebook: dict) -> str | None:
     """The ``NAME`` of the first ``#| default_exp NAME`` line, or None."""
     for cell in notebook["cells"]:
         if cell.get("cell_type") == "code":
-            for line in _source(cell).splitlines():
+            for line in cell_source(cell).splitlines():
                 match = _DEFAULT_EXP.match(line.strip())
                 if match:
                     return match.group(1)
@@ -94,12 +95,12 @@ def render_module(notebook_path: Path) -> tuple[Path, str] | None:
         return None
     blocks = []
     for cell in cells:
-        lines = [line for line in _source(cell).splitlines() if not _DIRECTIVE.match(line)]
+        lines = [line for line in cell_source(cell).splitlines() if not _DIRECTIVE.match(line)]
         text = "\n".join(solution_lines(lines)).strip("\n")
         if text:
             blocks.append(text)
-    headings = [_source(c).lstrip("# ").splitlines()[0] for c in notebook["cells"]
-                if c.get("cell_type") == "markdown" and _source(c).startswith("#")]
+    headings = [cell_source(c).lstrip("# ").splitlines()[0] for c in notebook["cells"]
+                if c.get("cell_type") == "markdown" and cell_source(c).startswith("#")]
     title = (headings[0] if headings else name) + "."
     header = HEADER.format(title=title, notebook=f"notebooks/{Path(notebook_path).name}")
     module = PACKAGE_DIR.joinpath(*name.split(".")).with_suffix(".py")

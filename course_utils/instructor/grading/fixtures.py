@@ -17,13 +17,10 @@ import shutil
 import zipfile
 from pathlib import Path
 
+from course_utils.instructor.grading.export import cell_source
 from course_utils.paths import PROJECT_ROOT
 
 FIXTURES_DIR = PROJECT_ROOT / "tests" / "fixtures" / "submissions"
-
-
-def source_text(cell: dict) -> str:
-    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
 
 def _tags(cell: dict) -> list[str]:
@@ -50,15 +47,15 @@ def build_notebook(fixture: Path, dist: Path, out: Path, name: str) -> dict:
                and "otter_answer_cell" in _tags(c)]
     solutions = [c for c in solution["cells"] if c["cell_type"] == "code"
                  and "otter_assign_solution_cell" in _tags(c)]
-    assert [defined_name(source_text(c)) for c in answers] == \
-        [defined_name(source_text(c)) for c in solutions]
+    assert [defined_name(cell_source(c)) for c in answers] == \
+        [defined_name(cell_source(c)) for c in solutions]
     replacements = spec.get("ANSWERS", {})
-    unknown = set(replacements) - {defined_name(source_text(c)) for c in solutions}
+    unknown = set(replacements) - {defined_name(cell_source(c)) for c in solutions}
     assert not unknown, f"{fixture.name}: no answer cell defines {sorted(unknown)}"
     for answer, reference in zip(answers, solutions, strict=True):
-        defined = defined_name(source_text(reference))
+        defined = defined_name(cell_source(reference))
         if spec["BASE"] == "solution":
-            answer["source"] = source_text(reference)
+            answer["source"] = cell_source(reference)
         if defined in replacements:
             answer["source"] = replacements[defined].strip("\n").replace("{OUT}", str(out))
     written = spec.get("WRITTEN", [])

@@ -27,21 +27,16 @@ from pathlib import Path
 import yaml
 
 from course_utils.atomic import atomic_write_json
-from course_utils.instructor.grading.export import solution_lines
+from course_utils.instructor.grading.export import cell_source, solution_lines
 
 SOLUTION_BEGIN = re.compile(r"# BEGIN SOLUTION")
 MIN_LEAK_LENGTH = 25  # shorter solution lines ("return dx, dw, db") may also be prose or stubs
 
 
-def _source(cell: dict) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
-
 def is_master_notebook(path: Path) -> bool:
     """Whether the notebook has otter's ``# ASSIGNMENT CONFIG`` raw cell."""
     cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
-    return any(c["cell_type"] == "raw" and _source(c).lstrip().startswith("# ASSIGNMENT CONFIG")
+    return any(c["cell_type"] == "raw" and cell_source(c).lstrip().startswith("# ASSIGNMENT CONFIG")
                for c in cells)
 
 
@@ -57,7 +52,7 @@ def sandbox_settings(master: Path) -> dict:
     """
     settings: dict = {}
     for cell in json.loads(Path(master).read_text(encoding="utf-8"))["cells"]:
-        text = _source(cell)
+        text = cell_source(cell)
         if cell["cell_type"] == "raw" and text.lstrip().startswith("# ASSIGNMENT CONFIG"):
             for line in text.splitlines():
                 match = SANDBOX_LINE.match(line.strip())
@@ -70,7 +65,7 @@ def questions(master: Path) -> list[dict]:
     """``[{"name", "points", "manual"}]`` from the master's ``# BEGIN QUESTION`` raw cells."""
     found = []
     for cell in json.loads(Path(master).read_text(encoding="utf-8"))["cells"]:
-        text = _source(cell)
+        text = cell_source(cell)
         if cell["cell_type"] == "raw" and text.lstrip().startswith("# BEGIN QUESTION"):
             config = yaml.safe_load(text.split("\n", 1)[1]) or {}
             points = config.get("points", 1)
@@ -87,7 +82,7 @@ def question_rows(master: Path) -> list[dict]:
     rows: list[dict] = []
     block = None
     for cell in json.loads(Path(master).read_text(encoding="utf-8"))["cells"]:
-        text = _source(cell)
+        text = cell_source(cell)
         if cell["cell_type"] == "raw":
             marker = text.strip().splitlines()[0] if text.strip() else ""
             if marker == "# BEGIN QUESTION":
@@ -138,7 +133,7 @@ def solution_texts(master: Path) -> list[str]:
     public: set[str] = set()
     in_block = False
     for cell in json.loads(Path(master).read_text(encoding="utf-8"))["cells"]:
-        text = _source(cell)
+        text = cell_source(cell)
         if cell["cell_type"] == "raw":
             if text.strip() == "# BEGIN SOLUTION":
                 in_block = True

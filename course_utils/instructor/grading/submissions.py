@@ -10,7 +10,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_utils.instructor.grading.export import is_export_cell
+from course_utils.instructor.grading.export import cell_source, is_export_cell
 
 ANSWER_TAG = "otter_answer_cell"
 SOLUTION_TAG = "otter_assign_solution_cell"  # the same cells in dist/autograder's notebook
@@ -90,11 +90,6 @@ def load_submissions(folder: Path, notebook_name: str) -> list[Submission]:
     return submissions
 
 
-def _source(cell: dict) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
-
 def _only_definitions(source: str) -> bool:
     try:
         body = ast.parse(source).body
@@ -134,7 +129,7 @@ def graded_cells(notebook: dict, blocked: tuple[str, ...] = ()) -> list[tuple[st
     for index, cell in enumerate(notebook["cells"]):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        source = _source(cell)
+        source = cell_source(cell)
         metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
         tags = metadata.get("tags", []) if isinstance(metadata.get("tags"), list) else []
         answer = bool({ANSWER_TAG, SOLUTION_TAG} & set(map(str, tags)))
@@ -148,7 +143,7 @@ def graded_cells(notebook: dict, blocked: tuple[str, ...] = ()) -> list[tuple[st
 
 def written_answers(notebook: dict, manual: list[str]) -> dict[str, str]:
     """The markdown answer cells, in order, matched to the hand-graded questions in order."""
-    answers = [_source(c) for c in notebook["cells"] if isinstance(c, dict)
+    answers = [cell_source(c) for c in notebook["cells"] if isinstance(c, dict)
                and c.get("cell_type") == "markdown"
                and {ANSWER_TAG, SOLUTION_TAG} & set(c.get("metadata", {}).get("tags", []))]
     return {name: (answers[i] if i < len(answers) else "") for i, name in enumerate(manual)}
