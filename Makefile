@@ -25,7 +25,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[browser]'
+	$(PY) -m pip install --quiet -e '.[test,instructor,browser]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the project (once)
@@ -39,6 +39,13 @@ run: data  ## execute every notebook with papermill into runs/ (PARAMS=file.yaml
 # Figures drawn under test go to runs/, so a test run never rewrites the committed figures/.
 test: data  ## unit tests + nbval over every notebook
 	COURSE_FIGURES_DIR=$(CURDIR)/runs/test/figures $(PY) -m pytest tests notebooks $(NBVAL_FLAGS) $(PYTEST_ARGS)
+
+# The student course bundle on its own (slow): unzipped outside the checkout, `pip install -e .`
+# into a fresh venv (torch 2.13.0, the CPU wheel on disk), every notebook run as shipped (stops
+# at the first exercise) and with the master's answers (runs through, every check passes).
+.PHONY: test-bundle
+test-bundle: data  ## the student bundle in a fresh venv: install, run every notebook twice
+	COURSE_BUNDLE_TESTS=1 $(PY) -m pytest tests/test_student_bundle_venv.py -v -s $(PYTEST_ARGS)
 
 # The stored outputs must hold on any CPU. Re-run the whole suite with other CPU kernels: torch's
 # portable code path, AVX2 (oneDNN, MKL) on an AVX-512 machine, and one thread (another
@@ -86,8 +93,9 @@ refresh-notebooks: data  ## re-execute notebooks in place (NB=path) to refresh s
 	    --ExecutePreprocessor.record_timing=False "$$(basename $$nb)") || exit 1; \
 	done
 
-# Exercises (issue 9). Instructors: `make release` writes dist/student/<notebook>/ (hand it out)
-# and dist/autograder/<notebook>/ (hidden tests: keep it); `make grade SUBMISSIONS=dir` grades
+# Exercises (issue 9). Instructors: `make release` writes dist/student/<notebook>/,
+# dist/autograder/<notebook>/ (hidden tests: keep it) and dist/student-course/ + .zip (the
+# student course bundle: hand it out); `make grade SUBMISSIONS=dir` grades
 # every folder or zip in dir into GRADES (grades.csv, feedback/, written/, summary.md).
 # Students: `make submit STUDENT=your-id` zips SUBMIT_NB into submissions/your-id.zip.
 ASSIGNMENT ?= 07_im2col_and_fold

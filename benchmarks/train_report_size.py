@@ -35,6 +35,7 @@ import torch
 
 from course_utils import report
 from course_utils.atomic import atomic_write_json
+from course_utils.instructor.solutions import reference_training_loop
 from course_utils.part_one import devices, hardware, loaders, lr_study, presets, train
 from course_utils.part_one.model import ReportCNN
 from course_utils.paths import PROJECT_ROOT, display_path
@@ -91,7 +92,8 @@ def train_run(base: presets.TrainConfig, key: str, warmup_epochs: int) -> dict:
                 f" ({row['seconds']:.1f} s)")
 
         started = time.perf_counter()
-        history = train.fit(model, train_batches, test_batches, config, on_epoch=on_epoch)
+        history = train.fit(model, train_batches, test_batches, config, on_epoch=on_epoch,
+                            loop=reference_training_loop())
     last = epochs[-1]
     return {"key": key, "name": run_name(config.lr, config.batch_size, config.warmup_epochs),
             "lr": config.lr, "batch_size": config.batch_size,
@@ -109,7 +111,7 @@ def first_steps(base: presets.TrainConfig, lrs: list[float]) -> dict:
     torch.manual_seed(base.seed)
     images, labels = next(iter(train_batches))
     rows = lr_study.first_step_moves(lambda: ReportCNN(base.in_channels, len(classes)), images,
-                                     labels, base, lrs)
+                                     labels, base, lrs, loop=reference_training_loop())
     return {"batch_size": len(labels), "rows": [dataclasses.asdict(row) for row in rows]}
 
 

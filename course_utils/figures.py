@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from course_utils.atomic import atomic_write_bytes
-from course_utils.part_two.chain_rule import ACTIVATIONS
+from course_utils.part_two.chain_rule import ACTIVATION_NAMES, Network
 from course_utils.part_two.chain_rule_descent import Step, history_frame
 from course_utils.paths import figures_dir
 
@@ -289,11 +289,11 @@ def plot_end_to_end_vs_model(model_only: Sequence[dict], warm: Sequence[dict],
 # ---------------------------------------------------------------------------------------------
 
 
-def plot_activations(z_min: float = -4.0, z_max: float = 4.0) -> plt.Figure:
-    """Each activation (top row) and its derivative (bottom row) on [z_min, z_max]."""
+def plot_activations(net: Network, z_min: float = -4.0, z_max: float = 4.0) -> plt.Figure:
+    """Each activation of ``net`` (top row) and its derivative (bottom row) on [z_min, z_max]."""
     z = np.linspace(z_min, z_max, 401)
-    fig, axes = plt.subplots(2, len(ACTIVATIONS), figsize=(9, 4.5), sharex=True)
-    for column, act in enumerate(ACTIVATIONS.values()):
+    fig, axes = plt.subplots(2, len(ACTIVATION_NAMES), figsize=(9, 4.5), sharex=True)
+    for column, act in enumerate(net.activation(name) for name in ACTIVATION_NAMES):
         axes[0, column].plot(z, [act.value(v) for v in z])
         axes[0, column].set_title(act.name)
         axes[1, column].plot(z, [act.derivative(v) for v in z], color="tab:orange")

@@ -1,7 +1,8 @@
 """Where things live: the project root, the built-in dataset, figures and run folders.
 
 Paths are resolved from this file, not the working directory, so notebooks (run from
-``notebooks/``), papermill runs and tests all agree. Environment variables let a graded run
+``notebooks/``), papermill runs and tests all agree; only a package installed outside the
+course folder looks for it (``find_project_root``). Environment variables let a graded run
 redirect outputs without touching the committed ``figures/``.
 """
 
@@ -10,7 +11,27 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
+#: Overrides the course folder when the package is installed outside it (a student's wheel).
+COURSE_ROOT_ENV = "COURSE_ROOT"
+
+
+def find_project_root(package_parent: Path | None = None, environ: dict | None = None,
+                      cwd: Path | None = None) -> Path:
+    """The folder holding ``notebooks/``: the package's parent in the repository or an editable
+    install; else ``$COURSE_ROOT``; else the nearest ancestor of ``cwd`` holding ``notebooks/``
+    (a notebook runs from ``notebooks/<NN_name>/``); else ``cwd``."""
+    parent = package_parent or Path(__file__).resolve().parent.parent
+    if (parent / "notebooks").is_dir():
+        return parent
+    value = (os.environ if environ is None else environ).get(COURSE_ROOT_ENV)
+    if value:
+        return Path(value).expanduser().resolve()
+    here = (cwd or Path.cwd()).resolve()
+    return next((folder for folder in (here, *here.parents) if (folder / "notebooks").is_dir()),
+                here)
+
+
+PROJECT_ROOT: Path = find_project_root()
 NOTEBOOKS_DIR: Path = PROJECT_ROOT / "notebooks"
 SAMPLE_DATA_DIR: Path = PROJECT_ROOT / "data" / "sample"
 RUNS_DIR: Path = PROJECT_ROOT / "runs"

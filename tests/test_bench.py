@@ -7,6 +7,8 @@ import pytest
 import torch
 from torch import nn
 
+from course_utils.instructor.solutions import im2col
+from course_utils.instructor.solutions.timing import measure_fps
 from course_utils.part_one import (
     bench,
     cold_path,
@@ -44,7 +46,8 @@ def images(n: int = 10) -> torch.Tensor:
 def test_model_only_fps_runs_every_image_once_after_warmup(channels_last):
     model = Tiny()
     result = fps.model_only_fps(model, images(10), batch_size=4, device="cpu",
-                                warmup_batches=1, channels_last=channels_last)
+                                measure_fps=measure_fps, warmup_batches=1,
+                                channels_last=channels_last)
     assert result["images"] == 10 and result["batch_size"] == 4
     # warm-up: the first batch and the smaller last one (every shape); then ceil(10 / 4)
     assert model.calls == 2 + 3 and model.seen == 4 + 2 + 10
@@ -53,14 +56,15 @@ def test_model_only_fps_runs_every_image_once_after_warmup(channels_last):
 
 
 def test_sweep_has_one_row_per_batch_size():
-    rows = fps.fps_sweep(Tiny(), images(8), [1, 2, 8], "cpu")
+    rows = fps.fps_sweep(Tiny(), images(8), [1, 2, 8], "cpu", measure_fps=measure_fps)
     assert [r["batch_size"] for r in rows] == [1, 2, 8]
     assert all(r["fps"] > 0 and r["images"] == 8 for r in rows)
 
 
 def test_bad_batch_size_is_named():
     with pytest.raises(ValueError, match="batch_size"):
-        fps.model_only_fps(Tiny(), images(4), batch_size=0, device="cpu")
+        fps.model_only_fps(Tiny(), images(4), batch_size=0, device="cpu",
+                           measure_fps=measure_fps)
 
 
 def test_latency_percentiles_are_ordered():
@@ -221,11 +225,11 @@ def test_device_batches_hand_out_every_image_in_order():
 def test_warmup_last_runs_the_smaller_last_batch_before_timing():
     model = Tiny()
     fps.model_only_fps(model, images(10), batch_size=4, device="cpu", warmup_batches=1,
-                       warmup_last=True)
+                       warmup_last=True, measure_fps=measure_fps)
     assert model.calls == 2 + 3 and model.seen == 4 + 2 + 10
     model = Tiny()  # warmup_last=False: the old behaviour, the last shape left to the timing
     fps.model_only_fps(model, images(10), batch_size=4, device="cpu", warmup_batches=1,
-                       warmup_last=False)
+                       warmup_last=False, measure_fps=measure_fps)
     assert model.calls == 1 + 3 and model.seen == 4 + 10
 
 
@@ -297,7 +301,9 @@ def test_median_seconds_ignores_one_slow_call() -> None:
 
 
 def test_conv_timings_has_one_row_per_size_and_consistent_ratios() -> None:
-    timings = bench.conv_timings([3, 4], channels=1, batch=1, repeats=1, seed=0)
+    timings = bench.conv_timings([3, 4], channels=1, batch=1, repeats=1, seed=0,
+                                 conv_forward_loops=im2col.conv_forward_loops,
+                                 conv_forward=im2col.conv_forward)
     assert list(timings.index) == [3, 4]
     assert list(timings.columns) == ["loops", "im2col", "torch conv2d", "loops / im2col",
                                      "im2col / torch"]

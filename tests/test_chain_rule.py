@@ -4,16 +4,17 @@ network by hand, its gradient checks, gradient descent and the checks rows."""
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from course_utils.instructor.solutions import reference_network
+from course_utils.part_two import chain_rule, chain_rule_descent, chain_rule_gradient_checks
 from course_utils.part_two.chain_rule import (
-    ACTIVATIONS,
-    backward,
-    forward,
-    get_activation,
+    ACTIVATION_NAMES,
+    activation_name,
     initial_weights,
     intermediates_table,
 )
@@ -22,29 +23,32 @@ from course_utils.part_two.chain_rule_checks import (
     descent_check,
     formula_checks,
 )
-from course_utils.part_two.chain_rule_descent import (
-    dead_units,
-    gradient_descent,
-    history_frame,
-    report_order_update,
-)
+from course_utils.part_two.chain_rule_descent import dead_units, history_frame
 from course_utils.part_two.chain_rule_gradient_checks import (
     AUTOGRAD_TOLERANCE,
     FINITE_DIFF_TOLERANCE,
     autograd_gradients,
     error_magnitudes,
-    finite_difference_gradients,
     format_error,
     format_errors,
     gradient_error,
-    gradient_errors,
     gradient_table,
     near_relu_kink,
     order_of_magnitude,
-    random_points,
     worst_by_gradient,
     worst_by_pair,
 )
+
+# Every function that runs the network takes it first; the tests run notebook 05's solutions.
+NET = reference_network()
+forward = partial(chain_rule.forward, NET)
+backward = partial(chain_rule.backward, NET)
+gradient_descent = partial(chain_rule_descent.gradient_descent, NET)
+report_order_update = partial(chain_rule_descent.report_order_update, NET)
+gradient_errors = partial(chain_rule_gradient_checks.gradient_errors, NET)
+random_points = partial(chain_rule_gradient_checks.random_points, NET)
+finite_difference_gradients = partial(chain_rule_gradient_checks.finite_difference_gradients, NET)
+ACTIVATIONS = {name: NET.activation(name) for name in ACTIVATION_NAMES}
 
 PAIRS = [(f, g) for f in ACTIVATIONS for g in ACTIVATIONS]
 FIELDS = ("dE_dy", "dE_dh", "dE_dw1", "dE_dw2", "dE_dw3")
@@ -172,11 +176,11 @@ def test_bad_activation_name_lists_valid_names(name):
     with pytest.raises(ValueError, match=r"parameter 'g'.*'sigmoid', 'tanh', 'relu'"):
         forward(1.0, 1.0, 0.5, 0.1, 0.2, 0.3, f="sigmoid", g=name)
     with pytest.raises(ValueError, match=r"parameter 'f'"):
-        get_activation(name, "f")
+        activation_name(name, "f")
 
 
 def test_activation_names_are_case_insensitive():
-    assert get_activation("ReLU").name == "relu"
+    assert activation_name("ReLU") == "relu"
 
 
 @pytest.mark.parametrize(("kwargs", "parameter"), [

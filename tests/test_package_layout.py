@@ -59,16 +59,17 @@ def test_no_private_name_is_imported_across_modules() -> None:
 def test_readme_tree_lists_every_module() -> None:
     text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     tree = text.split("<!-- package-tree:start -->", 1)[1].split("<!-- package-tree:end -->")[0]
-    listed, folder = set(), ""
+    listed, folders = set(), []  # folders: (indent, name) of the folders above this line
     for line in tree.splitlines():
         match = re.match(r"^(\s*)([\w/]+\.py|[\w]+/)", line)
-        if not match:
+        if not match or match.group(2) == "course_utils/":
             continue
         indent, entry = len(match.group(1)), match.group(2)
+        folders = [(i, name) for i, name in folders if i < indent]
         if entry.endswith("/"):
-            folder = entry if indent <= 2 else folder.split("/")[0] + "/" + entry
+            folders.append((indent, entry))
         else:
-            listed.add("course_utils/" + (folder if indent > 2 else "") + entry)
+            listed.add("course_utils/" + "".join(name for _, name in folders) + entry)
     expected = {_name(p) for p in MODULES if p.name != "__init__.py"}
     assert listed == expected, (f"README tree misses {sorted(expected - listed)}; "
                                 f"lists missing {sorted(listed - expected)}")

@@ -1,10 +1,13 @@
-"""course_utils.part_two.scratch against torch.autograd (float64) and against numerical gradients.
+"""The from-scratch layers (notebooks 06 and 07) against torch.autograd (float64) and against
+numerical gradients.
 
 Shapes, strides and paddings are drawn by hypothesis; the values are drawn from a seeded
 numpy generator so each example is cheap. Example counts stay small (the file runs in seconds).
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +16,13 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils.part_two import scratch
+from course_utils.instructor.solutions import im2col, layers
+from course_utils.part_two import scratch as helpers
+
+# The layers are the notebooks' solutions (06: layers, 07: im2col); SGD and the gradient check
+# are the package's own helpers. One namespace, as the tests read them.
+scratch = SimpleNamespace(**{name: getattr(module, name) for module in (layers, im2col, helpers)
+                             for name in dir(module) if not name.startswith("_")})
 
 FEW = settings(max_examples=25, deadline=None)
 TOL = 1e-10  # float64 against float64: only summation order differs

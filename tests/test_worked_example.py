@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 
 from course_utils import figures
+from course_utils.instructor.solutions import reference_layers
 from course_utils.part_two import worked_example as we
 from course_utils.part_two import worked_example_checks as we_checks
 from course_utils.part_two import worked_example_recovery as recovery
 from course_utils.part_two import worked_example_search as pixel_search
 from course_utils.report import value
+
+LAYERS = reference_layers()  # notebook 06's solutions
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +23,7 @@ def inputs() -> we.Inputs:
 
 @pytest.fixture(scope="module")
 def results(inputs: we.Inputs) -> dict[str, np.ndarray]:
-    return we.forward_backward(inputs)
+    return we.forward_backward(inputs, LAYERS)
 
 
 def test_recovered_scalars_and_weights_sit_on_the_two_decimal_grid() -> None:
@@ -77,7 +80,7 @@ def test_a_tie_at_the_printed_precision_counts_either_way() -> None:
 def test_the_public_copy_does_not_reproduce_the_report(inputs: we.Inputs) -> None:
     public = we.Inputs(we.PUBLIC_COPY_X, inputs.kernel, inputs.fc_weights, inputs.fc_bias,
                        inputs.upstream, inputs.lr)
-    matches = we_checks.printed_matches(we.forward_backward(public))
+    matches = we_checks.printed_matches(we.forward_backward(public, LAYERS))
     assert not matches["conv_output"] and not matches["fc_delta_weights"]
 
 
@@ -115,13 +118,13 @@ def test_checks_table_catches_a_wrong_result(inputs: we.Inputs,
 
 def test_free_entries_change_no_printed_number(inputs: we.Inputs) -> None:
     assert (recovery.winner_margins() > 0).all()
-    sweep = we_checks.sweep_free_entries(inputs, bound=1.0)
+    sweep = we_checks.sweep_free_entries(inputs, LAYERS, bound=1.0)
     assert sweep["printed numbers unchanged"].all() and sweep["winners unchanged"].all()
     assert (sweep["largest change (8-decimal results)"] == 0.0).all()
     assert (sweep["values that fit"] >= 1).all()
-    joint = we_checks.random_free_entries(inputs, trials=50, seed=1)
+    joint = we_checks.random_free_entries(inputs, LAYERS, trials=50, seed=1)
     assert joint["same winners"] > 0 and joint["largest change"] == 0.0
-    boxed = we_checks.random_free_entries(inputs, trials=50, seed=1, box=sweep)
+    boxed = we_checks.random_free_entries(inputs, LAYERS, trials=50, seed=1, box=sweep)
     assert boxed["conv output as printed"] > 0
     assert boxed["all printed numbers match"] == boxed["conv output as printed"]
 

@@ -15,7 +15,7 @@ clock stops (CUDA runs asynchronously: without it we would time the launch, not 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,10 @@ from torch import nn
 
 from course_utils.part_one.devices import autocast, prepare_model, synchronize, timed_seconds
 from course_utils.part_one.loaders import to_model_input
-from course_utils.part_one.timing import measure_fps
 from course_utils.validation import require_int
+
+#: measure_fps(run_batch, batches, warmup, synchronize, clock) -> {"images", "seconds", "fps"}
+MeasureFps = Callable[..., dict[str, float]]
 
 #: Batch sizes of the FPS sweep (notebook 04); the GPU check goes up to 256.
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -56,7 +58,8 @@ def _batches(x: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
 
 
 def model_only_fps(model: nn.Module, images: torch.Tensor, batch_size: int,
-                   device: torch.device | str, *, amp: str | None = None,
+                   device: torch.device | str, *, measure_fps: MeasureFps,
+                   amp: str | None = None,
                    channels_last: bool = False, warmup_batches: int = 2,
                    warmup_last: bool = True) -> dict[str, Any]:
     """Images per second of the model alone over ``images`` (uint8 (N, C, H, W)).
@@ -67,8 +70,9 @@ def model_only_fps(model: nn.Module, images: torch.Tensor, batch_size: int,
     whole pass). A new shape costs cuDNN autotuning (``cudnn.benchmark``) or a torch.compile
     recompilation on its first call: left inside the timed pass, it made model-only at batch
     256 slower than the warm path in results/gpu_fps.json (6,588 = 25 x 256 + 188).
-    The timing itself is ``timing.measure_fps`` (written in notebook 04): warm-up untimed, a
-    device synchronisation before each clock read.
+    measure_fps: the timing loop written in notebook 04, passed in (warm-up untimed, a device
+    synchronisation before each clock read): measure_fps(run_batch, batches, warmup,
+    synchronize, clock) -> {"images", "seconds", "fps"}.
     Returns {"images", "batch_size", "seconds", "fps", "warmed_last"}.
     """
     device = torch.device(device)
@@ -86,10 +90,11 @@ def model_only_fps(model: nn.Module, images: torch.Tensor, batch_size: int,
 
 
 def fps_sweep(model: nn.Module, images: torch.Tensor, batch_sizes: Sequence[int],
-              device: torch.device | str, *, amp: str | None = None,
+              device: torch.device | str, *, measure_fps: MeasureFps, amp: str | None = None,
               channels_last: bool = False) -> list[dict[str, Any]]:
     """``model_only_fps`` at each batch size: one row per batch size."""
-    return [model_only_fps(model, images, b, device, amp=amp, channels_last=channels_last)
+    return [model_only_fps(model, images, b, device, measure_fps=measure_fps, amp=amp,
+                           channels_last=channels_last)
             for b in batch_sizes]
 
 

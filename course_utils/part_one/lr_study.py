@@ -15,23 +15,29 @@ import pandas as pd
 import torch
 from torch import nn
 
-from course_utils.part_one import training_loop
 from course_utils.part_one.devices import prepare_model, select_device
 from course_utils.part_one.loaders import model_batches, to_model_input
 from course_utils.part_one.presets import TrainConfig, with_overrides
-from course_utils.part_one.train import RecordingLoss, make_loss, make_optimizer, predict
+from course_utils.part_one.train import (
+    RecordingLoss,
+    TrainingLoop,
+    make_loss,
+    make_optimizer,
+    predict,
+)
 from course_utils.validation import require_int
 
 
 def train_steps(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer,
-                device: torch.device, steps: int, *, channels_last: bool = False) -> list[float]:
+                device: torch.device, steps: int, *, loop: TrainingLoop,
+                channels_last: bool = False) -> list[float]:
     """Up to ``steps`` optimiser steps over ``batches``; the train loss of each step.
 
     batches yields (uint8 images (B, C, H, W), labels (B,)). Per-step losses show what a
     too-large learning rate does within a few steps, before an epoch-level curve could.
     """
     recorder = RecordingLoss(make_loss())
-    training_loop.train_one_epoch(
+    loop.train_one_epoch(
         model, model_batches(itertools.islice(batches, steps), device, channels_last),
         recorder, optimizer)
     return [float(loss) for loss in recorder.losses]
@@ -54,11 +60,12 @@ class StepRun:
 
 
 def compare_learning_rates(make_model: Any, train_batches: Iterable, test_batches: Iterable,
-                           config: TrainConfig, lrs: list[float], steps: int) -> list[StepRun]:
+                           config: TrainConfig, lrs: list[float], steps: int, *,
+                           loop: TrainingLoop) -> list[StepRun]:
     """The same model, data, seed and ``steps`` steps for each lr in ``lrs``; only lr changes.
 
     make_model: a function () -> a fresh nn.Module, called right after seeding so every lr
-    starts from the same weights.
+    starts from the same weights. loop: the notebook's ``TrainingLoop``.
     """
     steps = require_int("steps", steps)
     device = select_device(config.device)
@@ -69,11 +76,11 @@ def compare_learning_rates(make_model: Any, train_batches: Iterable, test_batche
         model = prepare_model(make_model(), device, config.channels_last)
         optimizer = make_optimizer(model, run_config)
         torch.manual_seed(config.seed)  # same batches (and dropout) for every lr
-        losses = train_steps(model, train_batches, optimizer, device, steps,
+        losses = train_steps(model, train_batches, optimizer, device, steps, loop=loop,
                              channels_last=config.channels_last)
         fc1, fc2 = getattr(model, "fc1", None), getattr(model, "fc2", None)
         with ZeroCounter(fc1) as zeros1, ZeroCounter(fc2) as zeros2:
-            pred, true, test_loss = predict(model, test_batches, device,
+            pred, true, test_loss = predict(model, test_batches, device, loop=loop,
                                             channels_last=config.channels_last)
         counts = prediction_counts(pred, getattr(model, "num_classes", None) or
                                    int(max(pred.max(initial=0), true.max(initial=0))) + 1)
@@ -106,7 +113,7 @@ class ZeroCounter:
     (``predict``), not training steps. ``module=None`` counts nothing (fraction: nan).
 
         with ZeroCounter(model.fc1) as zeros:
-            predict(model, test_batches, device)
+            predict(model, test_batches, device, loop=loop)
         zeros.fraction
     """
 
@@ -204,12 +211,12 @@ def fc1_probe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 def first_step_moves(make_model: Callable[[], nn.Module], images: torch.Tensor,
                      labels: torch.Tensor, config: TrainConfig,
-                     lrs: Iterable[float]) -> list[FirstStep]:
+                     lrs: Iterable[float], *, loop: TrainingLoop) -> list[FirstStep]:
     """For each lr: a fresh model (seeded: the same weights every time), one Adam step on one
     batch, and how far fc1's outputs moved, beside the estimate lr * fan-in * mean |input|.
 
     images: uint8 (B, C, H, W); labels: (B,). make_model: () -> a model with ``fc1`` (Linear).
-    Cheap: one step per lr, three forward passes.
+    Cheap: one step per lr, three forward passes. loop: the notebook's ``TrainingLoop``.
     """
     device = select_device(config.device)
     rows = []
@@ -221,7 +228,7 @@ def first_step_moves(make_model: Callable[[], nn.Module], images: torch.Tensor,
         x0, z0, loss0 = fc1_probe(model, images, labels, device, config.channels_last)
         w0, b0 = fc1.weight.detach().clone(), fc1.bias.detach().clone()
         torch.manual_seed(config.seed)  # the step's dropout masks: the same for every lr
-        training_loop.train_one_epoch(  # one step, on this one batch
+        loop.train_one_epoch(  # one step, on this one batch
             model, model_batches([(images, labels)], device, config.channels_last), make_loss(),
             optimizer)
         x1, z1, loss1 = fc1_probe(model, images, labels, device, config.channels_last)

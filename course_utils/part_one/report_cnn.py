@@ -6,8 +6,7 @@ this file.
 ``tests/test_grading_export.py`` fails when this file is stale.
 """
 
-# Given code. Cells marked `#| export` are also the module course_utils/part_one/report_cnn.py
-# (make export); course_utils.part_one.model imports ReportCNN and the two sizes from it.
+# Given code: the same class as course_utils.part_one.model.ReportCNN.
 import torch
 import torch.nn.functional as F
 from torch import nn

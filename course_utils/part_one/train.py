@@ -1,14 +1,16 @@
 """Training the report's CNN: the optimiser, the loss, one epoch, evaluation, and ``fit``.
 
-One epoch and one evaluation pass are ``training_loop.train_one_epoch`` and ``evaluate``, the
-functions written in notebook 03 (exported to training_loop.py); this module adds the device,
-the input conversion, autocast, the warm-up and the progress bar, and ``fit`` runs them epoch
-after epoch, with a checkpoint after each.
+One epoch and one evaluation pass are the two functions a student writes in notebook 03,
+passed in as a ``TrainingLoop`` (CS231n style: this package never holds them); this module adds
+the device, the input conversion, autocast, the warm-up and the progress bar, and ``fit`` runs
+them epoch after epoch, with a checkpoint after each.
 
     config = presets.resolve_config("quick", epochs=None, lr=None)  # None: the preset's value
     train_loader, test_loader, classes = loaders.make_loaders(config)
     model = ReportCNN(config.in_channels, len(classes))
-    history = fit(model, train_loader, test_loader, config, checkpoint_path="runs/ckpt.pt")
+    loop = TrainingLoop(train_one_epoch, evaluate)  # the notebook's own functions
+    history = fit(model, train_loader, test_loader, config, loop=loop,
+                  checkpoint_path="runs/ckpt.pt")
 
 Determinism: every epoch starts with ``torch.manual_seed(seed + epoch)``, so the shuffling
 and the dropout masks of epoch ``e`` depend only on (seed, e). A resumed run therefore
@@ -27,11 +29,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_utils.part_one import training_loop
 from course_utils.part_one.checkpoints import resume_from, save_checkpoint
 from course_utils.part_one.devices import autocast, prepare_model, select_device
 from course_utils.part_one.loaders import model_batches
 from course_utils.part_one.presets import TrainConfig
+
+
+@dataclass(frozen=True)
+class TrainingLoop:
+    """The two functions notebook 03 teaches, given to ``fit`` and the learning-rate study.
+
+    train_one_epoch(model, batches, loss_fn, optimizer) -> mean train loss (float);
+    evaluate(model, batches, loss_fn) -> (mean loss, accuracy). batches yields float images
+    (B, C, H, W) and labels (B,) already on the model's device.
+    """
+
+    train_one_epoch: Callable[..., float]
+    evaluate: Callable[..., tuple[float, float]]
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -116,12 +130,12 @@ def _warmup_at(lr: float, first_step: int, warmup_steps: int, i: int) -> float:
 
 
 def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer,
-                    device: torch.device, *, channels_last: bool = False,
+                    device: torch.device, *, loop: TrainingLoop, channels_last: bool = False,
                     amp: str | None = None, progress: bool = False,
                     desc: str = "train", lr_at: Callable[[int], float] | None = None) -> float:
     """One pass over ``batches`` (uint8 images (B, C, H, W), labels (B,)); mean train loss.
 
-    The pass itself is ``training_loop.train_one_epoch`` (written in notebook 03); this adds
+    The pass itself is ``loop.train_one_epoch`` (written in notebook 03); this adds
     the device, the input conversion, autocast and the progress bar.
     lr_at: if given, the learning rate of this epoch's step i is ``lr_at(i)`` (a warm-up).
     """
@@ -130,37 +144,37 @@ def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.
             group["lr"] = lr_at(i)
 
     shown = _progress(batches, len(batches), desc, progress)
-    return training_loop.train_one_epoch(
+    return loop.train_one_epoch(
         _with_amp(model, device, amp),
         model_batches(shown, device, channels_last, set_lr if lr_at is not None else None),
         make_loss(), optimizer)
 
 
-def evaluate(model: nn.Module, batches: Iterable, device: torch.device, *,
+def evaluate(model: nn.Module, batches: Iterable, device: torch.device, *, loop: TrainingLoop,
              channels_last: bool = False, amp: str | None = None) -> tuple[np.ndarray,
                                                                           np.ndarray, float,
                                                                           float]:
-    """``training_loop.evaluate`` (notebook 03) over uint8 ``batches``, keeping the predictions.
+    """``loop.evaluate`` (notebook 03) over uint8 ``batches``, keeping the predictions.
 
     Returns (predicted labels (N,), true labels (N,), mean cross-entropy loss, accuracy;
     nan for no images).
     """
     recorder = RecordingLoss(make_loss())
-    loss, accuracy = training_loop.evaluate(_with_amp(model, device, amp),
-                                            model_batches(batches, device, channels_last),
-                                            recorder)
+    loss, accuracy = loop.evaluate(_with_amp(model, device, amp),
+                                   model_batches(batches, device, channels_last), recorder)
     pred, true = recorder.labels()
     return pred, true, loss, accuracy if len(true) else float("nan")
 
 
-def predict(model: nn.Module, batches: Iterable, device: torch.device, *,
+def predict(model: nn.Module, batches: Iterable, device: torch.device, *, loop: TrainingLoop,
             channels_last: bool = False, amp: str | None = None) -> tuple[np.ndarray, np.ndarray,
                                                                           float]:
     """Run the model over ``batches`` in eval mode (``evaluate`` without the accuracy).
 
     Returns (predicted labels (N,), true labels (N,), mean cross-entropy loss).
     """
-    pred, true, loss, _ = evaluate(model, batches, device, channels_last=channels_last, amp=amp)
+    pred, true, loss, _ = evaluate(model, batches, device, loop=loop,
+                                   channels_last=channels_last, amp=amp)
     return pred, true, loss
 
 
@@ -183,10 +197,12 @@ class History:
 
 
 def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable, config: TrainConfig,
-        *, checkpoint_path: str | Path | None = None, resume: bool = False,
+        *, loop: TrainingLoop, checkpoint_path: str | Path | None = None, resume: bool = False,
         stop_after: int | None = None,
         on_epoch: Callable[[nn.Module, History], None] | None = None) -> History:
     """Train ``model`` for ``config.epochs`` epochs, evaluating on the test batches each epoch.
+
+    loop: the notebook's ``train_one_epoch`` and ``evaluate`` (``TrainingLoop``);
 
     checkpoint_path: where to write a checkpoint after every epoch (atomically; None: none);
     resume: continue from that checkpoint (its epochs are not re-run);
@@ -217,11 +233,12 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable, confi
             steps = len(train_batches)
             lr_at = partial(_warmup_at, config.lr, epoch * steps, config.warmup_epochs * steps)
         train_loss = train_one_epoch(
-            model, train_batches, optimizer, device, channels_last=config.channels_last,
+            model, train_batches, optimizer, device, loop=loop, channels_last=config.channels_last,
             amp=config.amp, progress=config.progress,
             desc=f"epoch {epoch + 1}/{config.epochs}", lr_at=lr_at)
         pred, true, test_loss, test_accuracy = evaluate(
-            model, test_batches, device, channels_last=config.channels_last, amp=config.amp)
+            model, test_batches, device, loop=loop, channels_last=config.channels_last,
+            amp=config.amp)
         history.epochs.append({
             "epoch": epoch + 1, "train_loss": train_loss, "test_loss": test_loss,
             "test_accuracy": test_accuracy, "seconds": time.perf_counter() - started})
@@ -232,5 +249,6 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable, confi
             save_checkpoint(checkpoint_path, model, optimizer, epoch + 1, history.epochs, config)
     if history.predictions is None and history.epochs:  # resumed after the last epoch
         history.predictions, history.labels, _ = predict(
-            model, test_batches, device, channels_last=config.channels_last, amp=config.amp)
+            model, test_batches, device, loop=loop, channels_last=config.channels_last,
+            amp=config.amp)
     return history

@@ -7,10 +7,10 @@ The network has two inputs, one hidden neuron and one output neuron, no biases:
     E  = 1/2 (y - t)^2                         (squared error against the target t)
 
 ``forward`` returns every intermediate and ``backward`` applies the chain rule exactly as the
-report writes it. The forward and backward passes themselves are written in notebook 05 and
-exported to ``course_utils.part_two.neuron``; here ``forward`` checks its arguments and both
-return dataclasses. Every quantity is a Python float (a scalar): the point is the chain rule,
-not array shapes.
+report writes it. The activations and the forward and backward passes themselves are written
+in notebook 05 and passed in as a ``Network`` (CS231n style: this package never holds them);
+here ``forward`` checks its arguments and both return dataclasses. Every quantity is a Python
+float (a scalar): the point is the chain rule, not array shapes.
 
 The rest of notebook 05 builds on this module: ``chain_rule_gradient_checks`` (the gradients
 against autograd and finite differences), ``chain_rule_descent`` (the report's update rule
@@ -20,22 +20,12 @@ repeated; dead ReLU units) and ``chain_rule_checks`` (the rows of "Checks agains
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
-from course_utils.part_two import neuron
-from course_utils.part_two.neuron import (  # noqa: F401  (re-exported: chain_rule's API since before neuron.py)
-    ACTIVATION_FUNCTIONS,
-    relu,
-    relu_derivative,
-    sigmoid,
-    sigmoid_derivative,
-    tanh,
-    tanh_derivative,
-)
 from course_utils.validation import require_int
 
 # ---- Activations: a named pair (value, derivative) -------------------------------------
@@ -53,22 +43,38 @@ class Activation:
     derivative: Callable[[float], float]
 
 
-# The functions themselves (sigmoid, tanh, relu and their derivatives) are written in notebook
-# 05 and exported from it into course_utils/part_two/neuron.py (one copy: edit the notebook, then
-# `make export`); re-exported here.
-ACTIVATIONS: dict[str, Activation] = {
-    name: Activation(name, value, derivative)
-    for name, (value, derivative) in ACTIVATION_FUNCTIONS.items()
-}
+#: The activations notebook 05 defines (its ``ACTIVATION_FUNCTIONS`` keys), in display order.
+ACTIVATION_NAMES: tuple[str, ...] = ("sigmoid", "tanh", "relu")
 
 
-def get_activation(name: str, parameter: str = "activation") -> Activation:
-    """The activation called ``name``; ``parameter`` names the knob in the error message."""
-    if not isinstance(name, str) or name.lower() not in ACTIVATIONS:
-        valid = ", ".join(repr(n) for n in ACTIVATIONS)
+@dataclass(frozen=True)
+class Network:
+    """The functions notebook 05 writes, passed in to everything here that runs the network.
+
+    activation_functions: {name: (value, derivative)}, names from ``ACTIVATION_NAMES``;
+    forward(x1, x2, t, w1, w2, w3, f, g) -> cache dict (the inputs, z1, h, z2, y, E);
+    backward(cache dict) -> {"dE_dy", "dE_dw3", "dE_dh", "dE_dw1", "dE_dw2"} (floats).
+    """
+
+    activation_functions: dict[str, tuple[Callable[[float], float], Callable[[float], float]]]
+    forward: Callable[..., dict]
+    backward: Callable[[dict], dict] | None = None  # None until the notebook has written it
+
+    def activation(self, name: str) -> Activation:
+        """The activation ``name`` (checked with ``activation_name``) as an ``Activation``."""
+        key = activation_name(name, known=self.activation_functions)
+        value, derivative = self.activation_functions[key]
+        return Activation(key, value, derivative)
+
+
+def activation_name(name: str, parameter: str = "activation",
+                    known: Collection[str] = ACTIVATION_NAMES) -> str:
+    """``name`` lower-cased if it is one of ``known``; ``parameter`` names the knob in the error."""
+    if not isinstance(name, str) or name.lower() not in known:
+        valid = ", ".join(repr(n) for n in known)
         raise ValueError(f"unknown activation {name!r} for parameter {parameter!r}; "
                          f"valid names are {valid}")
-    return ACTIVATIONS[name.lower()]
+    return name.lower()
 
 
 # ---- Forward and backward ----------------------------------------------------------------
@@ -119,24 +125,26 @@ def require_finite(value: float, parameter: str) -> float:
     return number
 
 
-def forward(x1: float, x2: float, t: float, w1: float, w2: float, w3: float,
+def forward(net: Network, x1: float, x2: float, t: float, w1: float, w2: float, w3: float,
             f: str = "sigmoid", g: str = "sigmoid") -> Forward:
-    """Run the network on one example (x1, x2) with target t; return every intermediate."""
+    """Run ``net.forward`` on one example (x1, x2) with target t; return every intermediate."""
     x1, x2, t = require_finite(x1, "x1"), require_finite(x2, "x2"), require_finite(t, "t")
     w1, w2, w3 = require_finite(w1, "w1"), require_finite(w2, "w2"), require_finite(w3, "w3")
-    f_name, g_name = get_activation(f, "f").name, get_activation(g, "g").name
-    # the forward pass itself is notebook 05's, exported to course_utils/part_two/neuron.py
-    return Forward(**neuron.forward(x1, x2, t, w1, w2, w3, f_name, g_name))
+    known = net.activation_functions
+    f_name, g_name = activation_name(f, "f", known), activation_name(g, "g", known)
+    return Forward(**net.forward(x1, x2, t, w1, w2, w3, f_name, g_name))
 
 
-def backward(cache: Forward) -> Gradients:
+def backward(net: Network, cache: Forward) -> Gradients:
     """The report's chain rule, one line per equation, from the output back to w1 and w2.
 
-    A thin wrapper: the backward pass is notebook 05's ``backward``
-    (course_utils/part_two/neuron.py), which reads the cache as a dict and returns the
-    gradients as a dict.
+    A thin wrapper: the backward pass is notebook 05's ``backward`` (``net.backward``), which
+    reads the cache as a dict and returns the gradients as a dict.
     """
-    return Gradients(**neuron.backward(asdict(cache)))
+    if net.backward is None:
+        raise ValueError("this Network has no backward yet: build it as Network("
+                         "ACTIVATION_FUNCTIONS, forward, backward) once backward is written")
+    return Gradients(**net.backward(asdict(cache)))
 
 
 def initial_weights(w1: float | None, w2: float | None, w3: float | None,

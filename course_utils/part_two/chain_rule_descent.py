@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from course_utils.part_two.chain_rule import Forward, backward, forward, require_finite
+from course_utils.part_two.chain_rule import (
+    Forward,
+    Gradients,
+    Network,
+    backward,
+    forward,
+    require_finite,
+)
 from course_utils.validation import require_int
 
 
@@ -39,8 +46,8 @@ class Step:
     dE_dw3: float
 
 
-def gradient_descent(x1: float, x2: float, t: float, w1: float, w2: float, w3: float,
-                     f: str = "sigmoid", g: str = "sigmoid", lr: float = 0.5,
+def gradient_descent(net: Network, x1: float, x2: float, t: float, w1: float, w2: float,
+                     w3: float, f: str = "sigmoid", g: str = "sigmoid", lr: float = 0.5,
                      steps: int = 50) -> list[Step]:
     """Repeat the report's update w <- w - lr dE/dw ``steps`` times on one example.
 
@@ -53,8 +60,8 @@ def gradient_descent(x1: float, x2: float, t: float, w1: float, w2: float, w3: f
     steps = require_int("parameter 'steps'", steps, minimum=0)
     history = []
     for step in range(steps + 1):
-        cache = forward(x1, x2, t, w1, w2, w3, f, g)
-        grads = backward(cache)
+        cache = forward(net, x1, x2, t, w1, w2, w3, f, g)
+        grads = backward(net, cache)
         history.append(Step(step, cache.w1, cache.w2, cache.w3, cache.E,
                             grads.dE_dw1, grads.dE_dw2, grads.dE_dw3))
         # One simultaneous update: every gradient above was computed at the old weights.
@@ -64,17 +71,20 @@ def gradient_descent(x1: float, x2: float, t: float, w1: float, w2: float, w3: f
     return history
 
 
-def report_order_update(x1: float, x2: float, t: float, w1: float, w2: float, w3: float,
-                        f: str, g: str, lr: float) -> tuple[float, float, float]:
+def report_order_update(net: Network, x1: float, x2: float, t: float, w1: float, w2: float,
+                        w3: float, f: str, g: str, lr: float) -> tuple[float, float, float]:
     """The report's three update lines read as a program run top to bottom, each line
     recomputing its gradient from the weights as they are at that moment.
 
     This is NOT what the report means (nor what gradient descent does); it shows why the
     update must use gradients computed before any weight changes. Returns (w1, w2, w3).
     """
-    w1 = w1 - lr * backward(forward(x1, x2, t, w1, w2, w3, f, g)).dE_dw1
-    w2 = w2 - lr * backward(forward(x1, x2, t, w1, w2, w3, f, g)).dE_dw2  # sees the new w1
-    w3 = w3 - lr * backward(forward(x1, x2, t, w1, w2, w3, f, g)).dE_dw3  # sees new w1, w2
+    def gradients() -> Gradients:  # at the weights as they are now
+        return backward(net, forward(net, x1, x2, t, w1, w2, w3, f, g))
+
+    w1 = w1 - lr * gradients().dE_dw1
+    w2 = w2 - lr * gradients().dE_dw2  # sees the new w1
+    w3 = w3 - lr * gradients().dE_dw3  # sees the new w1 and w2
     return w1, w2, w3
 
 

@@ -13,7 +13,14 @@ import math
 import numpy as np
 import pandas as pd
 
-from course_utils.part_two.chain_rule import ACTIVATIONS, Forward, Gradients, backward, forward
+from course_utils.part_two.chain_rule import (
+    ACTIVATION_NAMES,
+    Forward,
+    Gradients,
+    Network,
+    backward,
+    forward,
+)
 from course_utils.part_two.chain_rule_descent import dead_units
 from course_utils.part_two.scratch import bound_text, numerical_gradient
 from course_utils.validation import require_int
@@ -38,18 +45,18 @@ def autograd_gradients(cache: Forward) -> Gradients:
                      float(w2.grad))
 
 
-def finite_difference_gradients(cache: Forward, step_size: float = 1e-5) -> Gradients:
+def finite_difference_gradients(net: Network, cache: Forward, step_size: float = 1e-5) -> Gradients:
     """The same gradients from centred finite differences (E(v + s) - E(v - s)) / 2s.
 
     s = step_size (CS231n calls it h; here h is the hidden neuron). dE/dy and dE/dh treat
     y and h as the free variable (everything downstream recomputed).
     """
     def error_of_weights(w: np.ndarray) -> np.ndarray:  # w: (3,) = (w1, w2, w3)
-        run = forward(cache.x1, cache.x2, cache.t, w[0], w[1], w[2], cache.f, cache.g)
+        run = forward(net, cache.x1, cache.x2, cache.t, w[0], w[1], w[2], cache.f, cache.g)
         return np.array(run.E)
 
     def error_of_hidden(hidden: np.ndarray) -> np.ndarray:  # hidden: () = h
-        y = ACTIVATIONS[cache.g].value(cache.w3 * float(hidden))
+        y = net.activation(cache.g).value(cache.w3 * float(hidden))
         return np.array(0.5 * (y - cache.t) ** 2)
 
     def error_of_output(y: np.ndarray) -> np.ndarray:  # y: ()
@@ -118,15 +125,15 @@ GRADIENT_NAMES = {"dE_dy": "dE/dy", "dE_dw3": "dE/dw3", "dE_dh": "dE/dh",
                   "dE_dw1": "dE/dw1", "dE_dw2": "dE/dw2"}
 
 
-def gradient_errors(cache: Forward) -> pd.DataFrame:
+def gradient_errors(net: Network, cache: Forward) -> pd.DataFrame:
     """Hand-derived, autograd and finite-difference gradients and the two relative errors.
 
     One row per gradient (index as in ``GRADIENT_NAMES``); columns "by hand (report)",
     "torch.autograd", "finite differences", "rel. error vs autograd" and
     "rel. error vs finite diff.", all floats. ``gradient_table`` formats it for display.
     """
-    hand, auto, numeric = (backward(cache), autograd_gradients(cache),
-                           finite_difference_gradients(cache))
+    hand, auto, numeric = (backward(net, cache), autograd_gradients(cache),
+                           finite_difference_gradients(net, cache))
     rows = []
     for field, label in GRADIENT_NAMES.items():
         a, b, c = getattr(hand, field), getattr(auto, field), getattr(numeric, field)
@@ -164,7 +171,7 @@ def near_relu_kink(cache: Forward, margin: float = 1e-3) -> bool:
             or (cache.g == "relu" and abs(cache.z2) < margin))
 
 
-def random_points(n_points: int, seed: int) -> pd.DataFrame:
+def random_points(net: Network, n_points: int, seed: int) -> pd.DataFrame:
     """Hand, autograd and finite-difference gradients at random points, for every (f, g) pair.
 
     Inputs, weights and targets are drawn from N(0, 1) with numpy's generator ``seed``.
@@ -175,12 +182,12 @@ def random_points(n_points: int, seed: int) -> pd.DataFrame:
     n_points = require_int("parameter 'n_random_points'", n_points)
     rng = np.random.default_rng(require_int("parameter 'seed'", seed, minimum=0))
     rows = []
-    for f in ACTIVATIONS:
-        for g in ACTIVATIONS:
+    for f in ACTIVATION_NAMES:
+        for g in ACTIVATION_NAMES:
             for point, (x1, x2, t, w1, w2, w3) in enumerate(rng.standard_normal((n_points, 6))):
-                cache = forward(x1, x2, t, w1, w2, w3, f, g)
-                hand, auto = backward(cache), autograd_gradients(cache)
-                numeric = finite_difference_gradients(cache)
+                cache = forward(net, x1, x2, t, w1, w2, w3, f, g)
+                hand, auto = backward(net, cache), autograd_gradients(cache)
+                numeric = finite_difference_gradients(net, cache)
                 for field, label in GRADIENT_NAMES.items():
                     a, b, c = getattr(hand, field), getattr(auto, field), getattr(numeric, field)
                     rows.append({"f": f, "g": g, "point": point, "gradient": label,

@@ -9,12 +9,10 @@ Shapes follow PyTorch: images are ``(N, C, H, W)``, conv weights ``(F, C, KH, KW
 weights ``(M, D)``. The convolution is a cross-correlation, exactly like
 ``torch.nn.functional.conv2d``; it is computed by unfolding the image into columns (im2col)
 and doing one matrix multiply. ``conv_forward_loops`` is the plain-loop version to read first.
-Those (im2col, col2im, conv_*) are written in notebook 07 and exported to
-``course_utils.part_two.im2col``;
-the fully connected layer, the sigmoid, max pooling and ``conv_backward_loops`` are written in
-notebook 06 and exported to ``course_utils.part_two.layers``. This module re-exports both and adds
-SGD and
-gradient checking.
+The layers themselves (im2col, col2im, conv_*, the fully connected layer, the sigmoid, max
+pooling) are what notebooks 06 and 07 have students write, so they live in those notebooks;
+this module holds what the notebooks use around them: SGD, gradient checking and the rounding
+bound.
 
 Output size of a convolution or pooling window (the report's formula):
 ``HOUT = (H + 2 * pad - KH) // stride + 1`` (same for the width).
@@ -26,35 +24,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-
-# im2col, col2im and the convolution are written in notebook 07 and exported from it into
-# course_utils/part_two/im2col.py (one copy: edit the notebook, then `make export`); re-exported
-# here so
-# `scratch.conv_forward` and friends keep working.
-from course_utils.part_two.im2col import (  # noqa: F401  (re-exported)
-    col2im,
-    col2im_matrix,
-    conv_backward,
-    conv_forward,
-    conv_forward_loops,
-    conv_output_size,
-    im2col,
-    im2col_matrix,
-)
-
-# The fully connected layer, the sigmoid and max pooling (forward given, backward the exercises)
-# and the loop convolution's backward pass are written in notebook 06 and exported from it into
-# course_utils/part_two/layers.py (one copy: edit the notebook, then `make export`); re-exported
-# here.
-from course_utils.part_two.layers import (  # noqa: F401  (re-exported)
-    conv_backward_loops,
-    linear_backward,
-    linear_forward,
-    maxpool_backward,
-    maxpool_forward,
-    sigmoid_backward,
-    sigmoid_forward,
-)
 
 # ---------------------------------------------------------------------------------------
 # SGD

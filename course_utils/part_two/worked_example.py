@@ -2,11 +2,12 @@
 
 The report runs one forward and backward pass through
 conv (2x2 kernel, stride 1, no bias) -> 2x2 max-pool -> sigmoid -> fully connected (2 outputs)
-and one SGD step. ``Inputs`` holds that pass's inputs; ``forward_backward`` redoes it with
-``course_utils.part_two.scratch`` and ``forward_backward_torch`` with torch.autograd (the
-independent check). The figure with the inputs was lost: ``worked_example_recovery`` derives them
-from the numbers the report prints, ``worked_example_search`` finds the image entries inside the
-winning windows, and ``worked_example_checks`` compares our pass with every printed number.
+and one SGD step. ``Inputs`` holds that pass's inputs; ``forward_backward`` redoes it with the
+layers notebook 06 writes (passed in as ``Layers``: this package never holds them) and
+``forward_backward_torch`` with torch.autograd (the independent check). The figure with the
+inputs was lost: ``worked_example_recovery`` derives them from the numbers the report prints,
+``worked_example_search`` finds the image entries inside the winning windows, and
+``worked_example_checks`` compares our pass with every printed number.
 
 Every input is a number with two decimals (``GRID``): ``on_grid`` and ``distance_to_grid`` put
 a recovered value on that grid and say how far it was from it.
@@ -14,6 +15,7 @@ a recovered value on that grid and say how far it was from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,8 +70,28 @@ def on_grid(x: np.ndarray | float) -> np.ndarray:
     return np.round(np.asarray(x, dtype=float) * GRID) / GRID
 
 
-def forward_backward(inputs: Inputs) -> dict[str, np.ndarray]:
-    """One forward and backward pass and SGD step with ``course_utils.part_two.scratch``.
+@dataclass(frozen=True)
+class Layers:
+    """Notebook 06's layers, CS231n style (shapes in the notebook):
+
+    conv_forward(x, w, b) -> out; conv_backward(dout, x, w) -> (dx, dw, db);
+    maxpool_forward(x, pool, stride) -> (out, cache); maxpool_backward(dout, cache) -> dx;
+    sigmoid_forward(x) -> (a, cache); sigmoid_backward(dout, cache) -> dx;
+    linear_forward(x, w, b) -> (out, cache); linear_backward(dout, cache) -> (dx, dw, db).
+    """
+
+    conv_forward: Callable
+    conv_backward: Callable
+    maxpool_forward: Callable
+    maxpool_backward: Callable
+    sigmoid_forward: Callable
+    sigmoid_backward: Callable
+    linear_forward: Callable
+    linear_backward: Callable
+
+
+def forward_backward(inputs: Inputs, layers: Layers) -> dict[str, np.ndarray]:
+    """One forward and backward pass and SGD step with ``layers`` (notebook 06's functions).
 
     conv (no bias) -> max-pool 2x2 -> sigmoid -> flatten -> fc; dL/dz = inputs.upstream.
     Returns every quantity the report prints, keyed as in ``course_utils.report`` (plus
@@ -78,15 +100,15 @@ def forward_backward(inputs: Inputs) -> dict[str, np.ndarray]:
     """
     x = inputs.x[None, None]  # (1, 1, 5, 5): one image, one channel
     kernel = inputs.kernel[None, None]  # (1, 1, 2, 2): one filter
-    conv, conv_cache = scratch.conv_forward(x, kernel, np.zeros(1))
-    pooled, pool_cache = scratch.maxpool_forward(conv, POOL, POOL)
-    a, sigmoid_cache = scratch.sigmoid_forward(pooled)
-    z, fc_cache = scratch.linear_forward(a.reshape(1, 4), inputs.fc_weights, inputs.fc_bias)
+    conv = layers.conv_forward(x, kernel, np.zeros(1))
+    pooled, pool_cache = layers.maxpool_forward(conv, POOL, POOL)
+    a, sigmoid_cache = layers.sigmoid_forward(pooled)
+    z, fc_cache = layers.linear_forward(a.reshape(1, 4), inputs.fc_weights, inputs.fc_bias)
 
-    da, dw, db = scratch.linear_backward(inputs.upstream[None], fc_cache)
-    dpooled = scratch.sigmoid_backward(da.reshape(a.shape), sigmoid_cache)
-    dconv = scratch.maxpool_backward(dpooled, pool_cache)
-    dx, dk, _ = scratch.conv_backward(dconv, conv_cache)
+    da, dw, db = layers.linear_backward(inputs.upstream[None], fc_cache)
+    dpooled = layers.sigmoid_backward(da.reshape(a.shape), sigmoid_cache)
+    dconv = layers.maxpool_backward(dpooled, pool_cache)
+    dx, dk, _ = layers.conv_backward(dconv, x, kernel)
     return {
         "conv_output": conv[0, 0], "sigmoid_output": a[0, 0], "fc_output": z[0],
         "fc_delta_input": da[0], "fc_delta_weights": dw, "fc_delta_biases": db,

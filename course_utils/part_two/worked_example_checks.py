@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 
 from course_utils.checks import Check, check_claim, check_value, format_value
-from course_utils.part_two.worked_example import FREE_ENTRIES, GRID, Inputs, forward_backward
+from course_utils.part_two.worked_example import (
+    FREE_ENTRIES,
+    GRID,
+    Inputs,
+    Layers,
+    forward_backward,
+)
 from course_utils.part_two.worked_example_recovery import (
     feasible_values,
     recover_kernel_gradient,
@@ -59,14 +65,15 @@ def printed_matches(results: dict[str, np.ndarray]) -> dict[str, bool]:
             for key, decimals in PRINTED_DECIMALS.items()}
 
 
-def sweep_free_entries(inputs: Inputs, bound: float = 1.0) -> pd.DataFrame:
+def sweep_free_entries(inputs: Inputs, layers: Layers, bound: float = 1.0) -> pd.DataFrame:
     """Move each free image entry alone over every value that keeps the printed conv output.
 
+    layers: notebook 06's functions (``Layers``), which run every pass.
     Returns one row per free entry: the value used, the range and count of values that fit,
     whether every printed number still matches, whether the pooling winners stay, and the
     largest change of any 8-decimal result over the sweep.
     """
-    base = forward_backward(inputs)
+    base = forward_backward(inputs, layers)
     exact_keys = [k for k, d in PRINTED_DECIMALS.items() if d == 8] + [
         "conv_delta_input", "conv_delta_kernel", "maxpool_delta"]
     rows = []
@@ -77,7 +84,8 @@ def sweep_free_entries(inputs: Inputs, bound: float = 1.0) -> pd.DataFrame:
             x = inputs.x.copy()
             x[position] = v
             results = forward_backward(Inputs(x, inputs.kernel, inputs.fc_weights,
-                                              inputs.fc_bias, inputs.upstream, inputs.lr))
+                                              inputs.fc_bias, inputs.upstream, inputs.lr),
+                                       layers)
             all_match &= all(printed_matches(results).values())
             same_winners &= bool(np.array_equal(results["winners"], base["winners"]))
             change = max(change, max(float(np.max(np.abs(results[k] - base[k])))
@@ -90,7 +98,7 @@ def sweep_free_entries(inputs: Inputs, bound: float = 1.0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def random_free_entries(inputs: Inputs, trials: int = 200, seed: int = 0,
+def random_free_entries(inputs: Inputs, layers: Layers, trials: int = 200, seed: int = 0,
                         box: pd.DataFrame | None = None) -> dict[str, float]:
     """Set all 11 free entries at once to random values, ``trials`` times.
 
@@ -102,7 +110,7 @@ def random_free_entries(inputs: Inputs, trials: int = 200, seed: int = 0,
     through which position wins each window).
     """
     rng = np.random.default_rng(seed)
-    base = forward_backward(inputs)
+    base = forward_backward(inputs, layers)
     keys = ["fc_delta_input", "fc_delta_weights", "sigmoid_delta", "maxpool_delta",
             "conv_delta_input", "conv_delta_kernel", "updated_kernel", "updated_fc_weights",
             "updated_fc_biases"]
@@ -118,7 +126,7 @@ def random_free_entries(inputs: Inputs, trials: int = 200, seed: int = 0,
                                                                         "highest fit"))
                 x[position] = rng.integers(low, high + 1) / GRID
         results = forward_backward(Inputs(x, inputs.kernel, inputs.fc_weights, inputs.fc_bias,
-                                          inputs.upstream, inputs.lr))
+                                          inputs.upstream, inputs.lr), layers)
         matches = printed_matches(results)
         if matches["conv_output"]:
             counts["conv output as printed"] += 1

@@ -28,7 +28,6 @@ from collections.abc import Collection
 
 import numpy as np
 
-from course_utils.part_two import scratch
 from course_utils.part_two.worked_example import (
     FREE_ENTRIES,
     GRID,
@@ -97,13 +96,19 @@ def maxpool_delta(sigmoid_delta: np.ndarray, winners: list[tuple[int, int]]) -> 
     return delta
 
 
+def correlate(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Valid 2-D cross-correlation (what conv2d computes) of image (H, W) with kernel (KH, KW):
+    out (H - KH + 1, W - KW + 1). A tool for the recovery, not notebook 06's layers."""
+    windows = np.lib.stride_tricks.sliding_window_view(image, kernel.shape)
+    return np.einsum("ijkl,kl->ij", windows, kernel)
+
+
 def conv_input_gradient(delta: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """dL/dX (5, 5) of the 2x2 convolution for a 4x4 output gradient, via scratch.conv_backward."""
-    image = np.zeros((1, 1, delta.shape[0] + kernel.shape[0] - 1,
-                      delta.shape[1] + kernel.shape[1] - 1))
-    _, cache = scratch.conv_forward(image, kernel[None, None], np.zeros(1))
-    dx, _, _ = scratch.conv_backward(delta[None, None], cache)
-    return dx[0, 0]
+    """dL/dX (H, W) of a stride-1 convolution for an output gradient (HOUT, WOUT): every
+    output spreads delta * kernel over its window, i.e. the padded delta correlated with the
+    kernel turned by 180 degrees."""
+    kh, kw = kernel.shape
+    return correlate(np.pad(delta, ((kh - 1, kh - 1), (kw - 1, kw - 1))), kernel[::-1, ::-1])
 
 
 def recover_kernel(rows: int = 4) -> tuple[np.ndarray, float]:
@@ -161,12 +166,10 @@ def feasible_values(inputs: Inputs, position: tuple[int, int],
     for v in np.arange(-round(bound * GRID), round(bound * GRID) + 1) / GRID:
         x = inputs.x.copy()
         x[position] = v
-        conv, _ = scratch.conv_forward(np.nan_to_num(x)[None, None], inputs.kernel[None, None],
-                                       np.zeros(1))
+        conv = correlate(np.nan_to_num(x), inputs.kernel)
         # only outputs whose window has no unknown (NaN) pixel are checked
-        known = scratch.conv_forward_loops(np.isnan(x)[None, None].astype(float),
-                                           np.ones((1, 1, 2, 2)), np.zeros(1))[0, 0] == 0
-        if np.all(conv_output_fits(conv[0, 0])[known]):
+        known = correlate(np.isnan(x).astype(float), np.ones(inputs.kernel.shape)) == 0
+        if np.all(conv_output_fits(conv)[known]):
             fits.append(v)
     return np.array(fits)
 

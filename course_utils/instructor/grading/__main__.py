@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             for notebook in args.notebooks or master_notebooks():
                 student, autograder = release(notebook, args.out)
                 print(f"{notebook.name}: {student} (for students), {autograder} (hidden tests)")
+            from course_utils.instructor.grading.bundle import build_bundle
+
+            folder, archive = build_bundle(args.out)
+            print(f"student course bundle: {folder} and {archive} (hand out either)")
         elif args.command == "grade":
             from course_utils.instructor.grading.fixtures import grade_fixtures, is_fixture_folder
             from course_utils.instructor.grading.grade import grade_all

@@ -30,6 +30,10 @@ from course_utils.atomic import atomic_write_json
 from course_utils.instructor.grading.export import cell_source, solution_lines
 
 SOLUTION_BEGIN = re.compile(r"# BEGIN SOLUTION")
+#: Master-notebook text for instructors only, left out of every student copy.
+INSTRUCTOR_BLOCK = re.compile(r"\n*<!-- instructor -->.*?<!-- /instructor -->\n*", re.DOTALL)
+#: nbdev's ``#| default_exp NAME`` names the solutions module: not for students.
+DIRECTIVE_LINE = re.compile(r"^#\|\s*default_exp\b.*\n?", re.MULTILINE)
 MIN_LEAK_LENGTH = 25  # shorter solution lines ("return dx, dw, db") may also be prose or stubs
 
 
@@ -176,6 +180,25 @@ def leaks(student_dir: Path, master: Path, autograder_dir: Path) -> list[str]:
     return found
 
 
+def speak_to_students(notebook: Path) -> None:
+    """Rewrite a released student notebook in place: instructor-only markdown blocks
+    (``<!-- instructor -->`` ... ``<!-- /instructor -->``) and ``#| default_exp`` lines (which
+    name where the solutions are exported) are removed; a cell left empty is dropped."""
+    data = json.loads(notebook.read_text(encoding="utf-8"))
+    cells = []
+    for cell in data["cells"]:
+        text = cell_source(cell)
+        if cell["cell_type"] == "markdown":
+            text = INSTRUCTOR_BLOCK.sub("\n\n", text).strip("\n")
+        elif cell["cell_type"] == "code":
+            text = DIRECTIVE_LINE.sub("", text)
+        if text.strip() or not cell_source(cell).strip():  # drop only what the removal emptied
+            cell["source"] = text
+            cells.append(cell)
+    data["cells"] = cells
+    atomic_write_json(notebook, data)
+
+
 def release(master: Path, out: Path) -> tuple[Path, Path]:
     """Run ``otter assign`` on ``master``; return (student folder, autograder folder)."""
     master, out = Path(master).resolve(), Path(out).resolve()
@@ -195,6 +218,7 @@ def release(master: Path, out: Path) -> tuple[Path, Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(Path(tmp) / "dist" / kind), target)
             targets[kind] = target
+    speak_to_students(targets["student"] / master.name)
     atomic_write_json(targets["autograder"] / "questions.json",
                       {"assignment": name, "notebook": master.name,
                        "questions": questions(master),

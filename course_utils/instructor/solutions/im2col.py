@@ -6,8 +6,7 @@ this file.
 ``tests/test_grading_export.py`` fails when this file is stale.
 """
 
-# Given code. Cells marked `#| export` are also the module course_utils/part_two/im2col.py
-# (make export).
+# Given code.
 import numpy as np
 
 

@@ -6,9 +6,7 @@ this file.
 ``tests/test_grading_export.py`` fails when this file is stale.
 """
 
-# Given code. Cells marked `#| export` are also the module course_utils/part_two/neuron.py
-# (make export), which course_utils.part_two.chain_rule imports. Plain floats: the point is the
-# chain rule, not shapes.
+# Given code. Plain floats: the point is the chain rule, not shapes.
 import math
 from collections.abc import Callable
 

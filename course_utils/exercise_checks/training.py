@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_utils.instructor.grading.assertions import (
+from course_utils.exercise_checks.assertions import (
     assert_array,
     assert_number,
     call_text,
@@ -37,14 +37,12 @@ RTOL = 1e-7
 TEST_IMAGES = 6
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5  # nn.BatchNorm2d's defaults
 
-HINTS = {
-    "train_one_epoch": "for each (x, y): optimizer.zero_grad(); loss = loss_fn(model(x), y); "
-                       "loss.backward(); optimizer.step(); call model.train() once before the "
-                       "loop, and return the mean loss over the images (add loss * len(y), "
-                       "divide by the number of images).",
-    "evaluate": "model.eval(), then under torch.inference_mode(): for each (x, y) add "
-                "loss_fn(logits, y) * len(y) and the number of (logits.argmax(1) == y); "
-                "return (loss sum / images, correct / images) as floats.",
+HINTS = {  # the idea or the shape to check, never the code (issue 16)
+    "train_one_epoch": "one optimiser step per batch, in the model's training mode; gradients "
+                       "add up unless cleared; the mean loss is per image (batches differ in "
+                       "size).",
+    "evaluate": "the model only measures: no gradients, and dropout and batch norm in their "
+                "evaluation behaviour; both numbers are means per image, returned as floats.",
 }
 
 

@@ -6,8 +6,7 @@ this file.
 ``tests/test_grading_export.py`` fails when this file is stale.
 """
 
-# Given code. Cells marked `#| export` are also the module course_utils/part_two/layers.py
-# (make export).
+# Given code.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -105,6 +104,33 @@ def maxpool_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
             # += because windows overlap when stride < pool
             dx[:, :, i:i + stride * hout:stride, j:j + stride * wout:stride] += dout * won
     return dx
+
+
+def conv_forward_loops(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1,
+                       pad: int = 0) -> np.ndarray:
+    """The convolution from its definition, as loops: ``out[n,f,i,j] = sum(window * w[f]) +
+    b[f]`` over the zero-padded x (given: its backward pass is the exercise below).
+
+    Inputs: x (N, C, H, W), w (F, C, KH, KW), b (F,); stride and pad as in torch's conv2d.
+    Returns out (N, F, HOUT, WOUT) with HOUT = (H + 2 pad - KH) // stride + 1 (same for W).
+    """
+    _require_4d("x", x)
+    _require_4d("w", w)
+    _require_positive_int("stride", stride)
+    n, f = x.shape[0], w.shape[0]
+    kh, kw = w.shape[2:]
+    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    hout = (padded.shape[2] - kh) // stride + 1
+    wout = (padded.shape[3] - kw) // stride + 1
+    out = np.zeros((n, f, hout, wout), dtype=np.result_type(x, w))
+    for image in range(n):
+        for filt in range(f):
+            for i in range(hout):
+                for j in range(wout):
+                    top, left = i * stride, j * stride
+                    window = padded[image, :, top:top + kh, left:left + kw]  # (C, KH, KW)
+                    out[image, filt, i, j] = np.sum(window * w[filt]) + b[filt]
+    return out
 
 
 def conv_backward_loops(dout: np.ndarray, x: np.ndarray, w: np.ndarray, stride: int = 1,

@@ -6,8 +6,7 @@ this file.
 ``tests/test_grading_export.py`` fails when this file is stale.
 """
 
-# Given code. Cells marked `#| export` are also the module course_utils/part_one/training_loop.py
-# (make export), which course_utils.part_one.train.fit runs every epoch.
+# Given code: the imports the two functions below need.
 from collections.abc import Callable, Iterable
 
 import torch

@@ -21,36 +21,34 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_utils.instructor.grading.assertions import (
+from course_utils.exercise_checks.assertions import (
     ATOL,
     call_text,
     fail,
     require_defined,
     rng_array,
 )
-from course_utils.instructor.grading.assertions import (
+from course_utils.exercise_checks.assertions import (
     assert_array as _assert_array,
 )
 
-HINTS = {
-    "unfolded_shape": "one row per kernel entry (C * KH * KW), one column per output position "
-                      "(HOUT * WOUT, with HOUT = (H + 2P - KH) // S + 1).",
-    "im2col_matrix": "loop over the kernel offsets (i, j) only: offset (i, j) sees the strided "
-                     "slice padded[:, :, i:i + stride*hout:stride, j:j + stride*wout:stride], "
-                     "which goes to rows (c, i, j) and columns (n, ho, wo).",
-    "im2col": "im2col reshapes im2col_matrix's (C*KH*KW, N*HOUT*WOUT) into (N, C*KH*KW, "
-              "HOUT*WOUT): check im2col_matrix first.",
-    "col2im_matrix": "run im2col_matrix's loop backwards: *add* (+=) the block of offset "
-                     "(i, j) into padded[:, :, i:i + stride*hout:stride, j:j + stride*wout:"
-                     "stride], then cut the padding off.",
-    "col2im": "col2im reshapes the (N, C*KH*KW, L) columns for col2im_matrix: check "
+HINTS = {  # the idea or the shape to check, never the code (issue 16)
+    "unfolded_shape": "one row per kernel entry, one column per output position; the output "
+                      "size is the report's formula.",
+    "im2col_matrix": "one column per output position (n, ho, wo), one row per (c, i, j) of the "
+                     "kernel; compare with F.unfold on a small example.",
+    "im2col": "im2col only rearranges im2col_matrix's result into (N, C*KH*KW, HOUT*WOUT): "
+              "check im2col_matrix first.",
+    "col2im_matrix": "the reverse of im2col_matrix's copies; where windows overlap, the values "
+                     "that meet at one pixel must all count.",
+    "col2im": "col2im only rearranges (N, C*KH*KW, L) columns for col2im_matrix: check "
               "col2im_matrix first.",
-    "conv_forward": "cols = im2col_matrix(x, kh, kw, stride, pad); out = w.reshape(F, -1) @ "
-                    "cols + b[:, None], then reshape to (F, N, HOUT, WOUT) and move N first. "
-                    "Return (out, cache).",
-    "conv_backward": "with out = W @ cols: dW = dout_matrix @ cols.T, dcols = W.T @ "
-                     "dout_matrix, dx = col2im_matrix(dcols, ...), db = dout summed over N, "
-                     "HOUT, WOUT; dout_matrix is dout in the (F, N*HOUT*WOUT) layout of forward.",
+    "conv_forward": "with the image unfolded, the convolution is one matrix product with the "
+                    "flattened kernels; check every shape against conv2d's output. Return "
+                    "(out, cache).",
+    "conv_backward": "the forward was a matrix product and a reshape: differentiate the "
+                     "product, then undo the unfold; each gradient has the shape of what it is "
+                     "the gradient of.",
 }
 
 
@@ -61,8 +59,6 @@ def _fail(call: str, problem: str, name: str) -> None:
 def assert_array(got, expected, call: str, name: str, what: str = "", atol: float = ATOL) -> None:
     """``assertions.assert_array`` with the hint of exercise ``name``."""
     _assert_array(got, expected, call, HINTS.get(name), what, atol)
-
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,21 +108,6 @@ def reference_conv_dx_numerical(x: np.ndarray, w: np.ndarray, b: np.ndarray, dou
     return grad
 
 
-def random_cases(seed: int, count: int, max_channels: int = 3) -> list[dict[str, Any]]:
-    """``count`` random (x_shape, kernel, stride, pad) whose kernel fits the padded input."""
-    rng = np.random.default_rng(seed)
-    cases = []
-    while len(cases) < count:
-        n, c = int(rng.integers(1, 4)), int(rng.integers(1, max_channels + 1))
-        h, w = int(rng.integers(1, 10)), int(rng.integers(1, 10))
-        kh, kw = int(rng.integers(1, 5)), int(rng.integers(1, 5))
-        stride, pad = int(rng.integers(1, 4)), int(rng.integers(0, 3))
-        if kh <= h + 2 * pad and kw <= w + 2 * pad:
-            cases.append({"x_shape": (n, c, h, w), "kernel": (kh, kw), "stride": stride,
-                          "pad": pad, "seed": int(rng.integers(0, 2**31))})
-    return cases
-
-
 # ---------------------------------------------------------------------------------------------
 # The checks
 # ---------------------------------------------------------------------------------------------
@@ -142,15 +123,6 @@ def check_unfolded_shape_format(unfolded_shape: Any) -> None:
     if not ok:
         raise AssertionError(f"unfolded_shape must be a tuple of two positive integers "
                              f"(rows, columns), got {unfolded_shape!r}")
-
-
-def check_unfolded_shape(unfolded_shape: Any) -> None:
-    """Hidden: the (rows, columns) of the report's 3x3-over-5x5 example, from F.unfold."""
-    check_unfolded_shape_format(unfolded_shape)
-    expected = tuple(F.unfold(torch.zeros(1, 1, 5, 5), (3, 3)).shape[1:])
-    if tuple(int(v) for v in unfolded_shape) != expected:
-        _fail("unfolded_shape", f"{tuple(unfolded_shape)} is not the shape of the unfolded "
-                                "3x3-over-5x5 matrix", "unfolded_shape")
 
 
 def check_im2col_matrix(im2col_matrix: Callable | None, x_shape: tuple[int, ...],

@@ -6,8 +6,7 @@ this file.
 ``tests/test_grading_export.py`` fails when this file is stale.
 """
 
-# Given code. Cells marked `#| export` are also the module course_utils/part_one/timing.py
-# (make export), which course_utils.part_one.fps.model_only_fps times with.
+# Given code: the imports the function below needs.
 from collections.abc import Callable, Sequence
 from typing import Any
 
