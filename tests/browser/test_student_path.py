@@ -12,6 +12,7 @@ types a solution into an answer cell and sees its check pass. Run with ``make te
 from __future__ import annotations
 
 import shutil
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -39,6 +40,7 @@ from lab_server import LabServer
 from playwright.sync_api import BrowserContext, Page
 from playwright.sync_api import Error as PlaywrightError
 
+from course_utils.instructor.grading.bundle import build_bundle
 from course_utils.instructor.grading.export import solution_lines
 from course_utils.instructor.grading.release import release
 from course_utils.paths import NOTEBOOKS_DIR
@@ -122,13 +124,18 @@ def test_failing_cells_are_caught(lab: LabServer, lab_root: Path, browser: Brows
 def test_student_writes_an_answer_and_the_check_passes(lab: LabServer, lab_root: Path,
                                                        browser: BrowserContext,
                                                        tmp_path: Path) -> None:
-    """The exercise loop in the student release of notebook 07: Run All stops at the first
-    cell that needs the missing answer; the check below the im2col answer cell says it failed;
-    the student types the solution into that cell, runs it and its check: "passed"."""
+    """The exercise loop in notebook 07 as the student bundle's zip holds it: Run All stops at
+    the first cell that needs the missing answer; the check below the im2col answer cell says
+    it failed; the student types the solution into that cell, runs it and its check: "passed"."""
     dist = tmp_path / "dist"
     release(EXERCISE_MASTER, dist)
+    _, archive = build_bundle(dist, [EXERCISE_MASTER])
     name = EXERCISE_MASTER.stem
-    shutil.copytree(dist / "student" / name, lab_root / "student")
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(archive) as bundle:
+        bundle.extractall(unpacked)
+    shipped = next(unpacked.rglob(f"{name}.ipynb")).parent  # notebooks/<name>/ in the zip
+    shutil.copytree(shipped, lab_root / "student")
     student = read_cleared(lab_root / "student" / f"{name}.ipynb")
     solution = nbformat.read(dist / "autograder" / name / f"{name}.ipynb", as_version=4)
     code = [c for c in student.cells if c.cell_type == "code"]
