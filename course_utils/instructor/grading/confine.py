@@ -113,12 +113,25 @@ def isolation(requested: str = "auto") -> Isolation:
     root = os.geteuid() == 0
     bwrap = shutil.which("bwrap")
     if bwrap is None:
-        return Isolation(None, False, ["bwrap not installed (apt-get install bubblewrap)"])
+        return Isolation(None, False, ["bwrap not installed (apt-get install bubblewrap)",
+                                       memory_note()])
     probe = subprocess.run(bwrap_command(bwrap, root, __file__) + [sys.executable, "-I", "-c",
                                                                     "import numpy"],
                            capture_output=True, timeout=60, text=True)
     if probe.returncode != 0:
         why = (probe.stderr.strip().splitlines() or ["?"])[-1][:200]
-        return Isolation(None, False, [f"bwrap cannot start here ({why}): rlimits only"])
+        return Isolation(None, False, [f"bwrap cannot start here ({why}): rlimits only",
+                                       memory_note()])
     notes = [] if root else ["not root: unprivileged user namespace, no uid drop"]
-    return Isolation(bwrap, root, notes)
+    return Isolation(bwrap, root, notes + [memory_note()])
+
+
+def memory_note() -> str:
+    """Whether each submission gets a memory cgroup here (tried once, removed at once)."""
+    from course_utils.instructor.grading.cgroup import SubmissionCgroup
+
+    group, why = SubmissionCgroup.create(f"grading-probe-{os.getpid()}", 1 << 30, 64)
+    if group is None:
+        return f"memory: RLIMIT_AS per process only ({why})"
+    group.remove()
+    return "memory: one cgroup per submission (all its processes and its /tmp)"

@@ -81,13 +81,6 @@ def build_submission(fixture: Path, dist: Path, submissions: Path, out: Path, na
     return student
 
 
-def is_fixture_folder(folder: Path, assignment: str) -> bool:
-    """Whether ``folder`` holds fixture specs for ``assignment`` (``<folder>/<assignment>/*.py``)
-    rather than submissions, as ``make grade SUBMISSIONS=tests/fixtures/submissions`` passes."""
-    specs = Path(folder) / assignment
-    return specs.is_dir() and any(specs.glob("*.py"))
-
-
 def grade_fixtures(dist: Path, out: Path, assignments: list[str] | None = None,
                    timeout: float = 10.0) -> dict[str, str]:
     """Build every assignment's fixture submissions into ``out/<assignment>/submissions`` and
