@@ -35,7 +35,7 @@ from course_utils.instructor.grading.confine import (  # noqa: F401  (re-exporte
 )
 
 SERVER = Path(wire.__file__).resolve()
-MAX_STARTS = 6  # a submission whose cells keep timing out is not replayed forever
+MAX_STARTS = 10  # a submission whose cells keep timing out is not replayed forever
 MAX_PIDS = 64
 # starts the sandbox inside its cgroup(s): writes its own pid to each cgroup.procs, then execs
 JOIN_CGROUP = ('n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 97; shift; '
