@@ -28,6 +28,7 @@ from course_utils.paths import PROJECT_ROOT
 ATTACKS = PROJECT_ROOT / "tests" / "fixtures" / "attacks"
 ISO = isolation()
 CONFINED = ISO.namespaces and os.geteuid() == 0  # CI: root in a container, bwrap installed
+SEPARATE = {"slow_cells"}  # graded on its own, with a short budget
 needs_bwrap = pytest.mark.skipif(not CONFINED, reason="needs root and bwrap (as in CI)")
 
 
@@ -66,15 +67,20 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _grade_attacks(name: str, dist: Path, tmp_path: Path) -> tuple[Path, list[Graded], float]:
+def _grade_attacks(name: str, dist: Path, tmp_path: Path, students: list[str] | None = None,
+                   budget: float = 60) -> tuple[Path, list[Graded], float]:
     submissions, out = tmp_path / "submissions", tmp_path / "grades"
     submissions.mkdir()
     for fixture in sorted((ATTACKS / name).glob("*.py")):
+        if students is not None and fixture.stem not in students:
+            continue
+        if students is None and fixture.stem in SEPARATE:
+            continue
         build_submission(fixture, dist, submissions, out, name)
     before = ipc_objects()
     started = time.monotonic()
-    results = grade_all(submissions, dist / "autograder" / name, out, timeout=2.0, budget=60,
-                        echo=False)
+    results = grade_all(submissions, dist / "autograder" / name, out, timeout=2.0,
+                        budget=budget, echo=False)
     elapsed = time.monotonic() - started
     deadline = time.monotonic() + 5  # the kernel reaps a namespace's processes promptly
     while (nobody_processes() or our_cgroups()) and time.monotonic() < deadline:
@@ -116,11 +122,25 @@ def test_given_drivers_come_from_the_master(dist: Path, tmp_path: Path) -> None:
     out, _, _ = _grade_attacks(name, dist, tmp_path)
     assert (out / "grades.csv").read_text() == (ATTACKS / name / "expected_grades.csv").read_text()
     info, tests = load_tests(dist / "autograder" / name)
-    for student in ("edited_driver", "wrapped_driver"):  # the attack is real: before issue 17
+    before_issue_17 = {"edited_driver": 3.0, "wrapped_driver": 3.0, "patching_driver": 1.5}
+    for student, points in before_issue_17.items():  # the attacks are real: without master
         entry = next((tmp_path / "submissions").glob(f"{student}*"))
         graded = grade_submission(load_submission(entry, info["notebook"]), info["questions"],
                                   tests, ISO, timeout=2.0, master=None)
-        assert graded.scores == {"measure_fps": 3.0}, (student, graded.tests)
+        assert graded.scores == {"measure_fps": points}, (student, graded.tests)
+
+
+@needs_bwrap
+def test_the_budget_holds_while_cells_sleep_and_hang(dist: Path, tmp_path: Path) -> None:
+    name = "07_im2col_and_fold"
+    out, results, _ = _grade_attacks(name, dist, tmp_path, ["slow_cells", "solution"], budget=6)
+    seconds = {r.student: r.seconds for r in results}
+    assert seconds["slow_cells"] < 7.5, seconds
+    rows = {r["student"]: r["total"] for r in csv.DictReader(io.StringIO(
+        (out / "grades.csv").read_text()))}
+    assert rows == {"slow_cells": "0", "solution": "12"}
+    assert "budget of this submission was used up" in \
+        (out / "feedback" / "slow_cells.md").read_text()
 
 
 def test_unreadable_submissions_are_rows_not_crashes(dist: Path, tmp_path: Path) -> None:

@@ -96,10 +96,14 @@ def bwrap_command(bwrap: str, root: bool, server: str, *, hide: list[str] = ()) 
             if parent not in made:  # folders bwrap makes are 0700 unless told
                 command += ["--perms", "0755", "--dir", parent]
                 made.add(parent)
-    for folder in python_folders():
+    bound = python_folders()
+    for folder in bound:
         command += ["--ro-bind", folder, folder]
-    for folder in hide:  # inside a bound folder (torch in site-packages): an empty folder
-        if os.path.isdir(folder):
+    for folder in hide:  # only what lies inside a bound folder (torch in site-packages) is
+        folder = os.path.realpath(folder)  # visible at all: cover it with an empty folder
+        inside = any(folder.startswith(b + "/") for b in [*bound, "/usr"])
+        covers = any(b == folder or b.startswith(folder + "/") for b in bound)
+        if os.path.isdir(folder) and inside and not covers:
             command += ["--perms", "0555", "--size", "4096", "--tmpfs", folder,
                         "--remount-ro", folder]
     command += ["--ro-bind", server, SERVER_INSIDE, "--chdir", "/tmp"]

@@ -70,19 +70,33 @@ def torch_folder() -> str | None:
     return os.path.dirname(spec.origin) if spec and spec.origin else None
 
 
+def hidden_paths(extra: list) -> list[str]:
+    """Folders the sandbox must not read: the course repository's (solutions, tests, the
+    package's reference code; its .venv is the interpreter's), torch unless allowed, and the
+    grading inputs and outputs (``extra``). bwrap binds none of them; these are covered
+    with an empty folder only where one lies inside a bound folder (a checkout under /usr)."""
+    from course_utils.paths import PROJECT_ROOT
+
+    paths = [p for p in PROJECT_ROOT.iterdir() if p.is_dir() and p.name != ".venv"]
+    return list(dict.fromkeys(str(Path(p).resolve()) for p in [*paths, *extra]))
+
+
 class Sandbox:
     """One submission's sandbox process; restarted (cells replayed) after a timeout or crash.
 
     ``cells``: (label, source) pairs, run in order by ``start``. A cell that times out or kills
     the process is skipped on every later start; a cell that raises is reported and the next
     cells still run. ``deadline`` (time.monotonic()) bounds everything: cells, calls, writes.
+    ``protect``: the given names, put back as the given cells left them before every call.
     """
 
     def __init__(self, cells: list[tuple[str, str]], iso: Isolation, *, memory_mb: int = 1024,
                  cell_timeout: float = 10.0, call_timeout: float = 10.0,
                  hide: list[Path] | None = None, log_dir: Path | None = None,
-                 allow_imports: tuple[str, ...] = (), deadline: float | None = None):
+                 allow_imports: tuple[str, ...] = (), deadline: float | None = None,
+                 protect: list[str] | None = None):
         self.cells = cells
+        self.protect = list(protect or [])  # given names: restored before every call
         self.allow_imports = tuple(allow_imports)
         self.iso = iso
         self.memory_mb = memory_mb
@@ -90,7 +104,7 @@ class Sandbox:
         self.call_timeout = call_timeout
         self.deadline = deadline
         torch = None if "torch" in self.allow_imports else torch_folder()
-        self.hide = [torch] if torch else []  # `hide` (grading folders): never bound anyway
+        self.hide = hidden_paths([*(hide or []), *([torch] if torch else [])])
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="sandbox-log-"))
         self.cell_status: dict[str, str] = {}  # label -> "ok" | error message
         self.skipped: set[str] = set()
@@ -279,6 +293,9 @@ class Sandbox:
             self.kill()
             self._launch()
             if self._run_cells():
+                if self.protect:
+                    self._request({"op": "protect", "names": self.protect}, [],
+                                  self.call_timeout)
                 return
 
     def _run_cells(self) -> bool:

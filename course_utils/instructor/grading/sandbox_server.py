@@ -28,6 +28,7 @@ import signal
 import struct
 import sys
 import traceback
+import types
 from typing import Any
 
 import numpy as np
@@ -245,10 +246,30 @@ def _error(error: BaseException) -> dict:
     return {"type": type(error).__name__, "message": str(error)[:2000] + where}
 
 
+_FUNCTION_PARTS = ("__code__", "__defaults__", "__kwdefaults__")
+
+
+def _snapshot(namespace: dict, names: list[str]) -> dict[str, tuple]:
+    """The given names' objects, and for functions the parts a student could swap."""
+    return {name: (namespace[name], [getattr(namespace[name], a, None) for a in _FUNCTION_PARTS])
+            for name in names if name in namespace}
+
+
+def _restore(namespace: dict, saved: dict[str, tuple]) -> None:
+    """Put the given names back as the master's cells left them, before each call: a student's
+    function that re-binds or patches a driver while it runs changes nothing later."""
+    for name, (value, parts) in saved.items():
+        namespace[name] = value
+        if isinstance(value, types.FunctionType):
+            for attribute, part in zip(_FUNCTION_PARTS, parts, strict=True):
+                setattr(value, attribute, part)
+
+
 def serve(request_fd: int, reply_fd: int, options: dict) -> None:
     done = confine(options)
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins, "np": np}
     handles: dict[int, Any] = {}
+    given: dict[str, tuple] = {}
     generation = int(options.get("generation", 0))
     write_message(reply_fd, {"ready": done})
     while True:
@@ -257,7 +278,12 @@ def serve(request_fd: int, reply_fd: int, options: dict) -> None:
         reply: dict[str, Any]
         out_blobs: list[bytes] = []
         try:
-            if op == "exec":
+            if op in ("describe", "get", "call"):
+                _restore(namespace, given)
+            if op == "protect":
+                given = _snapshot(namespace, [str(n) for n in header["names"]])
+                reply = {"ok": True}
+            elif op == "exec":
                 filename = f"<in {header['label']}>"
                 linecache.cache[filename] = (len(header["source"]), None,
                                              header["source"].splitlines(True), filename)

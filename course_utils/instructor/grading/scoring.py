@@ -19,6 +19,7 @@ from course_utils.instructor.grading.sandbox import (
 )
 from course_utils.instructor.grading.submissions import (
     Submission,
+    given_names,
     graded_cells,
     written_answers,
 )
@@ -129,7 +130,8 @@ def _grade(submission: Submission, questions: list[dict], tests: dict[str, Any],
     blocked = tuple(n for n in wire.BLOCKED_IMPORTS if n not in allow_imports)
     sandbox = Sandbox(graded_cells(submission.notebook, blocked, master), iso,
                       memory_mb=memory_mb, cell_timeout=timeout, call_timeout=timeout, hide=hide,
-                      log_dir=log_dir, allow_imports=allow_imports, deadline=started + budget)
+                      log_dir=log_dir, allow_imports=allow_imports, deadline=started + budget,
+                      protect=given_names(master, blocked) if master else None)
     try:
         try:
             sandbox.start()

@@ -235,6 +235,15 @@ def graded_cells(notebook: dict, blocked: tuple[str, ...] = (),
     return given + student + again
 
 
+def given_names(master: dict, blocked: tuple[str, ...] = ()) -> list[str]:
+    """The names the master's given cells define (drivers, helpers): the tests rely on them."""
+    names: set[str] = set()
+    for _, answer, source in _runnable(master, blocked):
+        if not answer:
+            names |= _defined_names(source)
+    return sorted(names)
+
+
 def written_answers(notebook: dict, manual: list[str]) -> dict[str, str]:
     """The markdown answer cells, in order, matched to the hand-graded questions in order."""
     answers = [cell_source(c) for c in notebook["cells"] if isinstance(c, dict)
