@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -263,3 +265,80 @@ def test_bwrap_confinement_as_measured(tmp_path) -> None:
         server.close()
         for box in boxes:
             box.kill()
+
+
+NOT_ROOT_SCRIPT = '''
+import os, subprocess, sys, tempfile, time
+from pathlib import Path
+from course_utils.instructor.grading.sandbox import Sandbox, isolation
+iso = isolation()
+cell = """
+import os
+def info():
+    return os.getuid(), sorted(os.listdir("/"))
+def orphan():
+    if os.fork() == 0:
+        os.setsid()
+        import time
+        time.sleep(3600)
+    return True
+"""
+box = Sandbox([("c", cell)], iso, log_dir=Path(tempfile.mkdtemp(dir=sys.argv[1])))
+box.start()
+uid, listing = box.call("info", (), {})
+box.call("orphan", (), {})
+box.kill()
+time.sleep(0.5)
+left = subprocess.run(["ps", "-eo", "uid,args"], capture_output=True, text=True).stdout
+print(repr((os.getuid(), iso.bwrap is not None, iso.describe(), uid, listing,
+            [l for l in left.splitlines() if "sandbox_server" in l])))
+'''
+
+
+def _closed(path: str) -> str | None:
+    current = "/"
+    for part in Path(path).resolve().parts[1:]:
+        current = os.path.join(current, part)
+        if not os.stat(current).st_mode & 0o001:
+            return current
+    return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not isolation().namespaces,
+                    reason="needs root to become nobody, and bwrap")
+def test_a_grader_that_is_not_root_still_gets_bwrap(tmp_path) -> None:
+    """The grader run as nobody: bwrap in an unprivileged user namespace, the same
+    namespaces, no cgroup, and no process left. (An interpreter under a closed folder such as
+    /root is made reachable for the test in a private mount namespace.)"""
+    import ast
+    import shutil
+    import subprocess
+    import sys
+
+    from course_utils.paths import PROJECT_ROOT
+
+    if _closed(sys.prefix) or _closed(str(PROJECT_ROOT)) or not shutil.which("setpriv"):
+        pytest.skip("the virtual environment or the checkout is not readable by nobody")
+    work = Path(tempfile.mkdtemp(prefix="not-root-"))
+    work.chmod(0o777)
+    (work / "t.py").write_text(NOT_ROOT_SCRIPT)
+    base = str(Path(sys.base_prefix).resolve())
+    closed = _closed(base)
+    reach = (f"mkdir -p {work}/stage && mount --bind {base} {work}/stage && "
+             f"mount -t tmpfs -o mode=0755 tmpfs {closed} && mkdir -p {base} && "
+             f"mount --bind {work}/stage {base} && " if closed else "")
+    command = (reach + f"cd {work} && setpriv --reuid 65534 --regid 65534 --clear-groups "
+               f"env HOME={work} PYTHONPATH={PROJECT_ROOT} {sys.executable} t.py {work}")
+    try:
+        done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               command], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        grader_uid, bwrap, described, uid, listing, left = ast.literal_eval(
+            done.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert (grader_uid, bwrap, uid) == (65534, True, 65534)
+    assert "not root: unprivileged user namespace" in described
+    assert "RLIMIT_AS per process only" in described
+    assert {"etc", "home", "run", "var"}.isdisjoint(listing)
+    assert left == []
