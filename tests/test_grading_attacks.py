@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -152,15 +153,21 @@ def test_unreadable_submissions_are_rows_not_crashes(dist: Path, tmp_path: Path)
     for student in ("deep_notebook", "link_to_autograder", "link_to_classmate", "solution",
                     "zip_absolute", "zip_dotdot", "zip_link"):
         build_submission(ATTACKS / name / f"{student}.py", dist, submissions, out, name)
+    for student in ("link_to_autograder", "link_to_classmate"):  # live links, full marks
+        assert (submissions / student / f"{name}.ipynb").resolve().is_file()
     (submissions / "linked_folder").symlink_to(submissions / "solution")
+    shutil.copytree(submissions / "solution", submissions / "twin")  # "twin" and "twin!":
+    shutil.copytree(submissions / "solution", submissions / "twin!")  # the same id
     results = grade_all(submissions, dist / "autograder" / name, out, timeout=2.0,
                         isolation_mode="none", echo=False)
     rows = {r["student"]: r["total"] for r in csv.DictReader(io.StringIO(
         (out / "grades.csv").read_text()))}
     assert rows == {"deep_notebook": "0", "link_to_autograder": "0", "link_to_classmate": "0",
-                    "linked_folder": "0", "solution": "12", "zip_absolute": "0",
-                    "zip_dotdot": "0", "zip_link": "0"}
+                    "linked_folder": "0", "solution": "12", "twin__1": "0", "twin__2": "0",
+                    "zip_absolute": "0", "zip_dotdot": "0", "zip_link": "0"}
     assert all(r.error.startswith("unreadable: ") for r in results if r.student != "solution")
+    assert "several submissions map to the student id 'twin' (twin, twin!)" in \
+        next(r.error for r in results if r.student == "twin__1")
 
 
 def test_a_written_answer_cannot_forge_another_students_section() -> None:

@@ -133,15 +133,21 @@ def load_submission(entry: Path, notebook_name: str) -> Submission:
 
 
 def load_submissions(folder: Path, notebook_name: str) -> list[Submission]:
-    """Every folder and zip in ``folder`` (hidden entries skipped), sorted by name."""
+    """Every folder and zip in ``folder`` (hidden entries skipped), sorted by name. Entries
+    whose names map to the same student id are each a row ``<id>__<n>``, not graded."""
     entries = [e for e in sorted(Path(folder).iterdir()) if not e.name.startswith(".")
                and (e.is_dir() or e.suffix == ".zip" or e.is_symlink())]
     submissions = [load_submission(e, notebook_name) for e in entries]
     ids = [s.student for s in submissions]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise ValueError(f"several submissions map to the same student id: {duplicates}; "
-                         "rename them")
+    for duplicate in sorted({i for i in ids if ids.count(i) > 1}):
+        # which one is the student's cannot be told: none is graded, the others still are
+        group = [s for s in submissions if s.student == duplicate]
+        names = ", ".join(s.source.name for s in group)
+        for number, submission in enumerate(group, start=1):
+            submission.student = f"{duplicate}__{number}"
+            submission.notebook = None
+            submission.error = (f"unreadable: several submissions map to the student id "
+                                f"{duplicate!r} ({names}); rename them and grade again")
     return submissions
 
 
