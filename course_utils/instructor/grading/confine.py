@@ -91,12 +91,12 @@ def bwrap_command(bwrap: str, root: bool, server: str, *, hide: list[str] = ()) 
         elif os.path.isdir(link):
             command += ["--ro-bind", link, link]
     made: set[str] = {"/", "/usr", "/tmp", "/dev", "/proc"}
-    for folder in [*python_folders(), os.path.dirname(SERVER_INSIDE)]:
+    bound = [f for f in python_folders() if not f.startswith("/usr/")]  # /usr is bound already
+    for folder in [*bound, os.path.dirname(SERVER_INSIDE)]:
         for parent in [*_ancestors(folder + "/x")]:
             if parent not in made:  # folders bwrap makes are 0700 unless told
                 command += ["--perms", "0755", "--dir", parent]
                 made.add(parent)
-    bound = python_folders()
     for folder in bound:
         command += ["--ro-bind", folder, folder]
     for folder in hide:  # only what lies inside a bound folder (torch in site-packages) is
