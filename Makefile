@@ -36,8 +36,14 @@ data: install  ## build the built-in dataset into data/sample if missing
 run: data  ## execute every notebook with papermill into runs/ (PARAMS=file.yaml, RUN_ARGS=...)
 	$(PY) -m course_utils.instructor.run_notebooks $(if $(PARAMS),--params $(PARAMS)) $(RUN_ARGS)
 
+# The grading sandbox is confined by bubblewrap: install Debian's package if missing (needs
+# root/apt). Without it grading still runs, with rlimits and timeouts only, and summary.md says so.
+INSTALL_BWRAP := command -v bwrap >/dev/null || (apt-get update && apt-get install -y bubblewrap) \
+  || echo "warning: bwrap (bubblewrap) missing: the grading sandbox has rlimits and timeouts only"
+
 # Figures drawn under test go to runs/, so a test run never rewrites the committed figures/.
 test: data  ## unit tests + nbval over every notebook
+	@$(INSTALL_BWRAP)
 	COURSE_FIGURES_DIR=$(CURDIR)/runs/test/figures $(PY) -m pytest tests notebooks $(NBVAL_FLAGS) $(PYTEST_ARGS)
 
 # The student course bundle on its own (slow): unzipped outside the checkout, `pip install -e .`
@@ -109,10 +115,12 @@ release: install  ## student and autograder versions of the exercise notebooks, 
 	$(PY) -m course_utils.instructor.grading release --out dist
 
 grade: install  ## grade SUBMISSIONS=dir (folders or zips) into GRADES=grades/ (GRADE_ARGS=...)
+	@$(INSTALL_BWRAP)
 	$(PY) -m course_utils.instructor.grading grade $(SUBMISSIONS) --assignment $(ASSIGNMENT) \
 	  --out $(GRADES) $(GRADE_ARGS)
 
 grade-fixtures: install  ## grade the made-up submissions of tests/fixtures/submissions (after make release)
+	@$(INSTALL_BWRAP)
 	$(PY) -m course_utils.instructor.grading fixtures --out $(GRADES)/fixtures
 
 submit: install  ## zip your notebook for the grader: make submit STUDENT=your-id [SUBMIT_NB=path]

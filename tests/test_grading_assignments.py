@@ -87,15 +87,27 @@ def test_readme_question_table_matches_the_masters() -> None:
         "README.md's question table is stale; " + fix
 
 
-def test_make_grade_on_the_fixture_folder_builds_and_grades_them(
+def test_fixtures_are_reached_only_by_the_fixtures_command(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`make grade SUBMISSIONS=tests/fixtures/submissions ASSIGNMENT=<nb>` prints the table."""
+    """`make grade-fixtures` (the `fixtures` command) builds and grades them; `grade` on a
+    folder that holds `<assignment>/*.py` grades it as submissions, never as fixture specs (a
+    student's folder named like the assignment must not switch the grader to the fixtures)."""
     name = "04_fps_benchmark"  # the quickest to grade (no torch in its sandbox)
     release(_master(name), tmp_path / "dist")
-    code = grading_main(["grade", str(FIXTURES), "--assignment", name, "--autograder",
+    code = grading_main(["fixtures", name, "--dist", str(tmp_path / "dist"),
+                         "--out", str(tmp_path / "fixtures")])
+    assert code == 0
+    expected = (FIXTURES / name / "expected_grades.csv").read_text()
+    assert (tmp_path / "fixtures" / name / "grades" / "grades.csv").read_text() == expected
+    assert "wrong_measure_fps" in capsys.readouterr().out
+
+    inbox = tmp_path / "inbox"
+    (inbox / name).mkdir(parents=True)
+    (inbox / name / "helper.py").write_text("x = 1\n")
+    code = grading_main(["grade", str(inbox), "--assignment", name, "--autograder",
                          str(tmp_path / "dist" / "autograder" / name),
                          "--out", str(tmp_path / "grades")])
     assert code == 0
-    expected = (FIXTURES / name / "expected_grades.csv").read_text()
-    assert (tmp_path / "grades" / name / "grades" / "grades.csv").read_text() == expected
-    assert "wrong_measure_fps" in capsys.readouterr().out
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "grades" / "grades.csv").read_text())))
+    assert [(r["student"], r["total"]) for r in rows] == [(name, "0")]
+    assert "unreadable" in (tmp_path / "grades" / "summary.md").read_text()

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from course_utils.instructor.grading import sandbox_server as wire
 from course_utils.instructor.grading.sandbox import (
+    MAX_STARTS,
+    BudgetExceeded,
     Sandbox,
     SandboxCrashed,
     SandboxTimeout,
@@ -125,7 +130,7 @@ def test_a_timeout_or_a_crash_fails_that_call_only(sandbox: Sandbox) -> None:
 def test_as_root_the_sandbox_is_confined(sandbox: Sandbox) -> None:
     from course_utils.paths import PROJECT_ROOT
 
-    assert isolation().namespaces, "unshare should work in this container"
+    assert isolation().namespaces, "bwrap should work in this container (make test installs it)"
     assert StudentFunction(sandbox, "whoami")() == 65534
     assert StudentFunction(sandbox, "can_connect")() is False
     assert StudentFunction(sandbox, "sees")(str(PROJECT_ROOT / "course_utils")) is False
@@ -144,3 +149,199 @@ def test_without_isolation_values_and_timeouts_still_work(tmp_path) -> None:
         assert box.get("after") == 7
     finally:
         box.kill()
+
+
+# -- issue 17: every wait bounded, the budget inside cells, confinement as measured ------------
+
+STALL = '''
+import fcntl
+import sys
+import time
+
+fcntl.fcntl(int(sys.argv[1]), 1031, 4096)  # F_SETPIPE_SZ: the request pipe holds 4 KB
+sys.modules["__main__"].read_message = lambda *args: time.sleep(3600)  # and stops reading
+
+def echo(value):
+    return value
+'''
+
+
+def test_a_sandbox_that_stops_reading_cannot_block_the_grader(tmp_path) -> None:
+    box = Sandbox([("cell 1", STALL)], isolation(), call_timeout=1, cell_timeout=5,
+                  log_dir=tmp_path)
+    try:
+        box.start()
+        started = time.monotonic()
+        with pytest.raises(SandboxTimeout):  # a 8 MB request into a pipe nobody reads
+            StudentFunction(box, "echo")(np.zeros(1 << 20))
+        assert time.monotonic() - started < 3
+    finally:
+        box.kill()
+
+
+def test_the_budget_holds_while_cells_run(tmp_path) -> None:
+    """Cells that each sleep just under the cell limit: the submission's deadline stops them."""
+    cells = [(f"cell {i}", "import time\ntime.sleep(0.8)") for i in range(10)]
+    box = Sandbox(cells, isolation(), cell_timeout=1, log_dir=tmp_path,
+                  deadline=time.monotonic() + 2.5)
+    started = time.monotonic()
+    with pytest.raises(BudgetExceeded):
+        box.start()
+    assert time.monotonic() - started < 3.5
+    assert not box.alive()
+
+
+def test_replays_after_timeouts_are_bounded(tmp_path) -> None:
+    """Each hanging cell used to replay every earlier cell (time ~ cells squared): the number
+    of restarts is capped, so the time is at most MAX_STARTS replays."""
+    cells = [("slow", "import time\ntime.sleep(0.1)")]
+    cells += [(f"hang {i}", "while True:\n    pass") for i in range(30)]
+    box = Sandbox(cells, isolation(), cell_timeout=0.3, log_dir=tmp_path)
+    started = time.monotonic()
+    with pytest.raises(SandboxCrashed, match="restarted"):
+        box.start()
+    assert time.monotonic() - started < MAX_STARTS * (0.1 + 0.3 + 0.5) + 2
+    assert len(box.skipped) == MAX_STARTS  # one skipped per start, then no more starts
+
+
+CONFINED_CELL = '''
+import ctypes
+import os
+
+def listing(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError as error:
+        return type(error).__name__
+
+def fill(path, mb):
+    written = 0
+    try:
+        with open(path, "wb") as handle:
+            for _ in range(mb):
+                handle.write(b"x" * (1 << 20))
+                written += 1
+    except OSError:
+        pass
+    return written
+
+def shm_segment(key):
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.shmget(key, 4096, 0o1600)  # IPC_CREAT | 0600: -1 only if refused
+
+def shm_exists(key):
+    return ctypes.CDLL(None).shmget(key, 4096, 0) >= 0
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not isolation().namespaces,
+                    reason="bwrap as root, as in CI")
+def test_bwrap_confinement_as_measured(tmp_path) -> None:
+    """The README's isolation table: what the sandbox sees and may write."""
+    import socket
+
+    host = tmp_path / "host"
+    host.mkdir(mode=0o777)
+    os.chmod(host, 0o777)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(host / "socket"))
+    boxes = [Sandbox([("cell 1", CONFINED_CELL)], isolation(), log_dir=tmp_path / str(i))
+             for i in range(2)]
+    try:
+        for box in boxes:
+            box.start()
+        call = lambda name, *args: StudentFunction(boxes[0], name)(*args)  # noqa: E731
+        assert {"etc", "home", "run", "var", "srv", "mnt"}.isdisjoint(call("listing", "/"))
+        for path in ("/run", "/var", "/run/lock", "/var/lock", str(host), "/home", "/etc"):
+            assert call("listing", path) == "FileNotFoundError", path
+        assert call("listing", "/grading") == ["sandbox_server.py"]
+        assert call("fill", "/tmp/big", 100) < 64  # /tmp: 64 MB
+        assert call("fill", "/usr/x", 1) == 0  # read-only
+        assert call("shm_segment", 0x5EED17) >= 0
+        assert call("shm_exists", 0x5EED17)
+        assert not StudentFunction(boxes[1], "shm_exists")(0x5EED17)  # own IPC namespace
+        assert boxes[0].confinement["uid"] == 65534
+    finally:
+        server.close()
+        for box in boxes:
+            box.kill()
+
+
+NOT_ROOT_SCRIPT = '''
+import os, subprocess, sys, tempfile, time
+from pathlib import Path
+from course_utils.instructor.grading.sandbox import Sandbox, isolation
+iso = isolation()
+cell = """
+import os
+def info():
+    return os.getuid(), sorted(os.listdir("/"))
+def orphan():
+    if os.fork() == 0:
+        os.setsid()
+        import time
+        time.sleep(3600)
+    return True
+"""
+def servers():
+    table = subprocess.run(["ps", "-eo", "pid,uid,args"], capture_output=True, text=True).stdout
+    return {line for line in table.splitlines() if "sandbox_server" in line}
+before = servers()  # other sandboxes (this test file's module fixture) are not ours
+box = Sandbox([("c", cell)], iso, log_dir=Path(tempfile.mkdtemp(dir=sys.argv[1])))
+box.start()
+uid, listing = box.call("info", (), {})
+box.call("orphan", (), {})
+box.kill()
+time.sleep(0.5)
+print(repr((os.getuid(), iso.bwrap is not None, iso.describe(), uid, listing,
+            sorted(servers() - before))))
+'''
+
+
+def _closed(path: str) -> str | None:
+    current = "/"
+    for part in Path(path).resolve().parts[1:]:
+        current = os.path.join(current, part)
+        if not os.stat(current).st_mode & 0o001:
+            return current
+    return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not isolation().namespaces,
+                    reason="needs root to become nobody, and bwrap")
+def test_a_grader_that_is_not_root_still_gets_bwrap(tmp_path) -> None:
+    """The grader run as nobody: bwrap in an unprivileged user namespace, the same
+    namespaces, no cgroup, and no process left. (An interpreter under a closed folder such as
+    /root is made reachable for the test in a private mount namespace.)"""
+    import ast
+    import shutil
+    import subprocess
+    import sys
+
+    from course_utils.paths import PROJECT_ROOT
+
+    if _closed(sys.prefix) or _closed(str(PROJECT_ROOT)) or not shutil.which("setpriv"):
+        pytest.skip("the virtual environment or the checkout is not readable by nobody")
+    work = Path(tempfile.mkdtemp(prefix="not-root-"))
+    work.chmod(0o777)
+    (work / "t.py").write_text(NOT_ROOT_SCRIPT)
+    base = str(Path(sys.base_prefix).resolve())
+    closed = _closed(base)
+    reach = (f"mkdir -p {work}/stage && mount --bind {base} {work}/stage && "
+             f"mount -t tmpfs -o mode=0755 tmpfs {closed} && mkdir -p {base} && "
+             f"mount --bind {work}/stage {base} && " if closed else "")
+    command = (reach + f"cd {work} && setpriv --reuid 65534 --regid 65534 --clear-groups "
+               f"env HOME={work} PYTHONPATH={PROJECT_ROOT} {sys.executable} t.py {work}")
+    try:
+        done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               command], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        grader_uid, bwrap, described, uid, listing, left = ast.literal_eval(
+            done.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert (grader_uid, bwrap, uid) == (65534, True, 65534)
+    assert "not root: unprivileged user namespace" in described
+    assert "RLIMIT_AS per process only" in described
+    assert {"etc", "home", "run", "var"}.isdisjoint(listing)
+    assert left == []

@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--budget", type=float, default=120.0,
                        help="seconds for all the tests of one submission")
     grade.add_argument("--memory-mb", type=int, default=1024,
-                       help="address-space limit of the sandbox process")
+                       help="memory of one submission: its cgroup (all processes and /tmp) "
+                            "where the machine allows one, and each process's address space")
     grade.add_argument("--isolation", choices=("auto", "none"), default="auto")
     grade.add_argument("--marks", type=Path, default=None,
                        help="CSV of the hand-graded questions' points (fill in "
@@ -103,21 +104,13 @@ def main(argv: list[str] | None = None) -> int:
 
             folder, archive = build_bundle(args.out)
             print(f"student course bundle: {folder} and {archive} (hand out either)")
-        elif args.command == "grade":
-            from course_utils.instructor.grading.fixtures import grade_fixtures, is_fixture_folder
+        elif args.command == "grade":  # only submissions: fixtures are the `fixtures` command
             from course_utils.instructor.grading.grade import grade_all
 
             autograder = args.autograder or PROJECT_ROOT / "dist" / "autograder" / args.assignment
-            if is_fixture_folder(args.submissions, args.assignment):
-                # made-up students described as edits (tests/fixtures/submissions): build, grade
-                table = grade_fixtures(autograder.parent.parent, args.out, [args.assignment],
-                                       timeout=args.timeout)[args.assignment]
-                print(f"{table}\n\nFixture submissions built and graded into "
-                      f"{args.out / args.assignment}")
-            else:
-                grade_all(args.submissions, autograder, args.out, timeout=args.timeout,
-                          budget=args.budget, memory_mb=args.memory_mb,
-                          isolation_mode=args.isolation, marks=args.marks)
+            grade_all(args.submissions, autograder, args.out, timeout=args.timeout,
+                      budget=args.budget, memory_mb=args.memory_mb,
+                      isolation_mode=args.isolation, marks=args.marks)
         elif args.command == "fixtures":
             from course_utils.instructor.grading.fixtures import grade_fixtures
 

@@ -6,6 +6,13 @@ submission as edits to the *current* student release, so it never goes stale whe
 notebook changes: ``BASE`` ("solution" or "release"), ``ANSWERS`` (answer cells to replace, keyed
 by the name the cell defines; ``{OUT}`` becomes the grader's output folder), ``WRITTEN`` (the
 written answers, in order; a string for one) and ``PACKAGING`` ("folder", "nested-folder", "zip").
+
+Attacks (``tests/fixtures/attacks``) may also give ``EDIT``, a function that changes the built
+notebook (its given cells, its metadata) or returns the file's text itself, and use the
+packagings a grader must refuse: "link-autograder" and "link-classmate" (the notebook is a
+symbolic link to the autograder's notebook, absolute, or to ``../solution/``'s, relative),
+"zip-link", "zip-dotdot" and "zip-absolute" (a zip member that is a link, has ``..``, or an
+absolute path).
 """
 
 from __future__ import annotations
@@ -38,6 +45,12 @@ def defined_name(source: str) -> str:
     raise ValueError(f"no definition in {source[:80]!r}")
 
 
+def answer_cell(notebook: dict, name: str) -> dict:
+    """The answer cell that defines ``name`` (for an attack's ``EDIT``)."""
+    return next(c for c in notebook["cells"] if c["cell_type"] == "code"
+                and "otter_answer_cell" in _tags(c) and defined_name(cell_source(c)) == name)
+
+
 def build_notebook(fixture: Path, dist: Path, out: Path, name: str) -> dict:
     """The fixture's notebook: the student release of ``name`` with its answer cells edited."""
     spec = runpy.run_path(str(fixture))
@@ -64,28 +77,44 @@ def build_notebook(fixture: Path, dist: Path, out: Path, name: str) -> dict:
              and "otter_answer_cell" in _tags(c)]
     for cell, text in zip(cells, written, strict=False):
         cell["source"] = text
-    return student
+    return spec["EDIT"](student) if "EDIT" in spec else student
+
+
+def _zip_attack(target: Path, packaging: str, text: str, name: str) -> None:
+    member = {"zip-link": f"{name}.ipynb", "zip-dotdot": f"../{name}.ipynb",
+              "zip-absolute": f"/tmp/{name}.ipynb"}[packaging]
+    info = zipfile.ZipInfo(member)
+    data = text
+    if packaging == "zip-link":  # a member whose mode says symlink, to the autograder copy
+        info.external_attr = (0o120777 << 16)
+        data = f"../../dist/autograder/{name}/{name}.ipynb"
+    with zipfile.ZipFile(target, "w") as zipped:
+        zipped.writestr(info, data)
 
 
 def build_submission(fixture: Path, dist: Path, submissions: Path, out: Path, name: str) -> str:
     """Write the fixture's notebook into ``submissions`` (folder, nested folder or zip)."""
     student, packaging = fixture.stem, runpy.run_path(str(fixture))["PACKAGING"]
-    folder = {"folder": submissions / student, "nested-folder": submissions / student / "work",
-              "zip": submissions.parent / "to_zip" / student}[packaging]
+    notebook = build_notebook(fixture, dist, out, name)
+    text = notebook if isinstance(notebook, str) else json.dumps(notebook, indent=1)
+    if packaging.startswith("zip-"):
+        _zip_attack(submissions / f"{student}.zip", packaging, text, name)
+        return student
+    folder = {"nested-folder": submissions / student / "work",
+              "zip": submissions.parent / "to_zip" / student}.get(packaging, submissions / student)
     folder.mkdir(parents=True)
     path = folder / f"{name}.ipynb"
-    path.write_text(json.dumps(build_notebook(fixture, dist, out, name), indent=1))
+    if packaging == "link-autograder":
+        path.symlink_to((Path(dist) / "autograder" / name / f"{name}.ipynb").resolve())
+        return student
+    if packaging == "link-classmate":
+        path.symlink_to(Path("..") / "solution" / f"{name}.ipynb")
+        return student
+    path.write_text(text)
     if packaging == "zip":
         with zipfile.ZipFile(submissions / f"{student}.zip", "w", zipfile.ZIP_DEFLATED) as zipped:
             zipped.write(path, path.name)
     return student
-
-
-def is_fixture_folder(folder: Path, assignment: str) -> bool:
-    """Whether ``folder`` holds fixture specs for ``assignment`` (``<folder>/<assignment>/*.py``)
-    rather than submissions, as ``make grade SUBMISSIONS=tests/fixtures/submissions`` passes."""
-    specs = Path(folder) / assignment
-    return specs.is_dir() and any(specs.glob("*.py"))
 
 
 def grade_fixtures(dist: Path, out: Path, assignments: list[str] | None = None,

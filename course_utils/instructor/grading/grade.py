@@ -24,6 +24,7 @@ picking the graded cells), ``scoring`` (the tests against the sandbox) and ``gra
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -62,12 +63,14 @@ def grade_all(submissions_dir: Path, autograder: Path, out: Path, *, timeout: fl
     settings = info.get("sandbox", {})
     memory_mb = max(memory_mb, int(settings.get("memory_mb", 0)))
     allow_imports = tuple(settings.get("allow_imports", []))
+    # the given cells (drivers the tests call) come from here, never from a submission
+    master = json.loads((autograder / info["notebook"]).read_text(encoding="utf-8"))
     results = []
     for submission in submissions:
         graded = grade_submission(submission, questions, tests, iso, timeout=timeout,
                                   budget=budget, memory_mb=memory_mb, hide=hide,
                                   log_dir=out / "logs" / submission.student,
-                                  allow_imports=allow_imports)
+                                  allow_imports=allow_imports, master=master)
         graded.marks = hand_marks.get(graded.student, {})
         results.append(graded)
         atomic_write_text(out / "feedback" / f"{graded.student}.md",

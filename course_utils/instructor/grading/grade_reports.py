@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 from course_utils.instructor.grading.sandbox import Isolation
 from course_utils.instructor.grading.scoring import Graded
+
+
+def quoted(text: str) -> list[str]:
+    """``text`` as a fenced block longer than any backtick run in it, so that a student's
+    answer cannot close it and write headings (a fake ``## other_student``) for the marker."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + "text", *text.splitlines(), fence]
 
 
 def format_points(value: float) -> str:
@@ -52,7 +61,7 @@ def feedback_markdown(graded: Graded, questions: list[dict], assignment: str,
     for q in questions:
         if q["manual"]:
             answer = graded.written.get(q["name"], "").strip() or "(no answer)"
-            lines += ["", f"## {q['name']} (graded by hand)", "", answer]
+            lines += ["", f"## {q['name']} (graded by hand)", "", *quoted(answer)]
             continue
         lines += ["", f"## {q['name']}", ""]
         for test in (t for t in graded.tests if t.question == q["name"]):
@@ -98,7 +107,7 @@ def summary_markdown(results: list[Graded], questions: list[dict], assignment: s
     problems = [g for g in results if g.error]
     if problems:
         lines += ["", "Submissions with problems:", ""]
-        lines += [f"- {g.student}: {g.error}" for g in problems]
+        lines += [f"- {g.student}: {' '.join(g.error.split())}" for g in problems]
     lines += ["", f"Autograded total out of {format_points(sum(q['points'] for q in auto))}; "
               "hand-graded: " + (", ".join(f"{q['name']} (/{format_points(q['points'])})"
                                            for q in questions if q["manual"]) or "none")
@@ -152,9 +161,10 @@ def marks_template(results: list[Graded], questions: list[dict]) -> str:
 
 
 def written_markdown(question: dict, results: list[Graded]) -> str:
-    """``written/<question>.md``: every student's answer to one hand-graded question."""
+    """``written/<question>.md``: every student's answer to one hand-graded question, each
+    fenced (``quoted``): the only headings are the grader's, one per student."""
     text = [f"# {question['name']} (/{format_points(question['points'])}): written answers", ""]
     for graded in results:
-        text += [f"## {graded.student}", "", graded.written.get(question["name"], "").strip()
-                 or "(no answer)", ""]
+        answer = graded.written.get(question["name"], "").strip() or "(no answer)"
+        text += [f"## {graded.student}", "", *quoted(answer), ""]
     return "\n".join(text)

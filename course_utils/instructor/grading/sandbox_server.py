@@ -1,12 +1,12 @@
 """The sandbox side of grading: runs a student's cells, answers calls with plain values.
 
 Started by ``course_utils.instructor.grading.sandbox.Sandbox`` as a script (``python -I
-thisfile``), so it
-imports nothing from ``course_utils`` (stdlib and numpy only). Before it runs any student code
-it confines itself (``confine``): hides folders behind empty tmpfs mounts (when it is in its own
-mount namespace), caps memory (RLIMIT_AS), file size, processes and CPU time, blocks the
-imports answers must not use (torch, course_utils), and, when started as root, drops to an
-unprivileged uid. Then it serves requests from the grader over two pipes.
+thisfile``, inside bwrap where it is available: see ``confine.py``), so it imports nothing from
+``course_utils`` (stdlib and numpy only). Before it runs any student code it limits itself
+(``confine``): caps memory (RLIMIT_AS, per process; the cgroup caps the whole submission),
+file size, processes and CPU time, blocks the imports answers must not use (torch,
+course_utils, otter), and, when started as root, drops to ``nobody``. Then it serves requests
+from the grader over two pipes.
 
 Wire format (both directions): an 8-byte big-endian length, a UTF-8 JSON header, then the
 binary blobs the header lists (``"blobs": [size, ...]``). Values are encoded by ``encode``:
@@ -28,6 +28,7 @@ import signal
 import struct
 import sys
 import traceback
+import types
 from typing import Any
 
 import numpy as np
@@ -141,11 +142,15 @@ def decode(data: Any, blobs: list[bytes], handles: dict[int, Any] | None = None,
     raise ProtocolError(f"unknown value tag {tag!r}")
 
 
-def write_message(fd: int, header: dict, blobs: list[bytes] = ()) -> None:
+def frame(header: dict, blobs: list[bytes] = ()) -> bytes:
+    """One message as bytes: length, JSON header (listing the blobs' sizes), blobs."""
     header = dict(header, blobs=[len(b) for b in blobs])
     text = json.dumps(header, allow_nan=True).encode("utf-8")
-    payload = struct.pack(">Q", len(text)) + text + b"".join(blobs)
-    view = memoryview(payload)
+    return struct.pack(">Q", len(text)) + text + b"".join(blobs)
+
+
+def write_message(fd: int, header: dict, blobs: list[bytes] = ()) -> None:
+    view = memoryview(frame(header, blobs))
     while view:
         written = os.write(fd, view)
         view = view[written:]
@@ -196,115 +201,11 @@ class _BlockImports(importlib.abc.MetaPathFinder):
         return None
 
 
-def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    raw = [None if text is None else text.encode() for text in (source, target, fstype, data)]
-    if libc.mount(raw[0], raw[1], raw[2], flags, raw[3]) != 0:
-        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), target)
-
-
-def _mount_tmpfs(path: str, writable: bool) -> None:
-    _mount("tmpfs", path, "tmpfs", 0 if writable else 1,  # 1: MS_RDONLY
-           "size=64m,mode=1777" if writable else "size=1m,mode=0755")
-
-
-def _closed_ancestor(path: str) -> str | None:
-    """The first folder on the way to ``path`` that others may not enter (e.g. /root)."""
-    current = "/"
-    for part in os.path.abspath(path).strip("/").split("/"):
-        current = os.path.join(current, part)
-        if os.path.isdir(current) and not os.stat(current).st_mode & 0o001:
-            return current
-    return None
-
-
-def _expose(path: str, stage: str) -> None:
-    """Make ``path`` readable at the same place for an unprivileged uid when a parent folder
-    (e.g. a Python installed under /root) is closed: bind it aside, hide the closed parent
-    behind an empty tmpfs, recreate the way down and bind it back."""
-    closed = _closed_ancestor(path)
-    if closed is None:
-        return
-    os.makedirs(stage, exist_ok=True)
-    _mount(path, stage, None, 4096 | 16384, None)  # MS_BIND | MS_REC
-    if not os.path.ismount(closed) or os.stat(closed).st_mode & 0o001 == 0:
-        _mount("tmpfs", closed, "tmpfs", 0, "size=1m,mode=0755")
-    os.makedirs(path, mode=0o755, exist_ok=True)
-    _mount(stage, path, None, 4096 | 16384, None)
-
-
-def _is_under(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
-
-
-def _python_folders() -> list[str]:
-    """The interpreter's own folders (prefix, stdlib, site-packages, numpy), outermost only."""
-    import site
-    import sysconfig
-
-    folders = {sys.prefix, sys.base_prefix, os.path.dirname(np.__file__),
-               sysconfig.get_paths()["stdlib"], *site.getsitepackages()}
-    outermost: list[str] = []
-    for folder in sorted((os.path.realpath(f) for f in folders if os.path.isdir(f)), key=len):
-        if not any(_is_under(folder, kept) for kept in outermost):
-            outermost.append(folder)
-    return outermost
-
-
-def _hide(paths: list[str], scratch: list[str], done: dict[str, Any]) -> None:
-    for path in paths:
-        try:
-            if os.path.isdir(path):
-                _mount_tmpfs(path, writable=path in scratch)
-                done["hidden"].append(path)
-        except OSError as error:
-            done["not_hidden"].append(f"{path}: {error.strerror}")
-
-
-def _hide_keeping_python(options: dict, done: dict[str, Any]) -> None:
-    """Hide ``options["hide"]``, but keep the interpreter's folders where they were: a checkout
-    under /tmp has its virtual environment there, and /tmp is hidden. Each such folder is held
-    open before hiding and bound back from /proc/self/fd afterwards; folders hidden inside it
-    (torch in site-packages) are hidden again."""
-    hide, scratch = options.get("hide", []), options.get("scratch", [])
-    held = {}
-    for folder in _python_folders():
-        if any(_is_under(folder, hidden) for hidden in hide):
-            held[folder] = os.open(folder, os.O_PATH | os.O_DIRECTORY)
-    _hide(hide, scratch, done)
-    for folder, descriptor in held.items():
-        try:
-            os.makedirs(folder, mode=0o755, exist_ok=True)
-            _mount(f"/proc/self/fd/{descriptor}", folder, None, 4096 | 16384, None)  # BIND|REC
-            _hide([p for p in hide if _is_under(p, folder) and p != folder], scratch, done)
-        except OSError as error:
-            done["not_hidden"].append(f"could not keep {folder}: {error.strerror}")
-        finally:
-            os.close(descriptor)
-
-
 def confine(options: dict) -> dict:
-    """Limit this process before any student code runs; returns what was done, for reports."""
+    """Limit this process before any student code runs; returns what was done, for reports.
+    (The namespaces and the filesystem are bwrap's, set up before this process started.)"""
     done: dict[str, Any] = {"hidden": [], "not_hidden": []}
-    if options.get("private_mounts"):
-        _hide_keeping_python(options, done)
-        if options.get("uid") is not None and os.geteuid() == 0:
-            # the interpreter and its libraries must stay readable after dropping root
-            needed = {sys.base_prefix, sys.prefix, os.path.dirname(np.__file__)}
-            needed |= {p for p in sys.path if p and os.path.isdir(p)}
-            for index, path in enumerate(sorted(needed, key=len)):
-                try:
-                    _expose(path, f"/tmp/.expose/{index}")
-                except OSError as error:
-                    done["not_hidden"].append(f"could not expose {path}: {error.strerror}")
-    workdir = options["workdir"]
-    os.makedirs(workdir, exist_ok=True)
     uid, gid = options.get("uid"), options.get("gid")
-    if uid is not None and os.geteuid() == 0:
-        os.chown(workdir, uid, gid)
-    os.chdir(workdir)
     memory = int(options["memory_mb"]) << 20
     for limit, value in ((resource.RLIMIT_AS, memory),
                          (resource.RLIMIT_FSIZE, int(options.get("file_mb", 16)) << 20),
@@ -317,9 +218,10 @@ def confine(options: dict) -> dict:
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
-        done["uid"] = os.getuid()
-    else:
-        done["uid"] = os.getuid()
+    workdir = options["workdir"]  # made after the uid drop, so it is nobody's
+    os.makedirs(workdir, exist_ok=True)
+    os.chdir(workdir)
+    done["uid"] = os.getuid()
     done["memory_mb"] = int(options["memory_mb"])
     allowed = set(options.get("allow_imports", []))
     blocker = _BlockImports(tuple(n for n in BLOCKED_IMPORTS if n not in allowed))
@@ -344,10 +246,30 @@ def _error(error: BaseException) -> dict:
     return {"type": type(error).__name__, "message": str(error)[:2000] + where}
 
 
+_FUNCTION_PARTS = ("__code__", "__defaults__", "__kwdefaults__")
+
+
+def _snapshot(namespace: dict, names: list[str]) -> dict[str, tuple]:
+    """The given names' objects, and for functions the parts a student could swap."""
+    return {name: (namespace[name], [getattr(namespace[name], a, None) for a in _FUNCTION_PARTS])
+            for name in names if name in namespace}
+
+
+def _restore(namespace: dict, saved: dict[str, tuple]) -> None:
+    """Put the given names back as the master's cells left them, before each call: a student's
+    function that re-binds or patches a driver while it runs changes nothing later."""
+    for name, (value, parts) in saved.items():
+        namespace[name] = value
+        if isinstance(value, types.FunctionType):
+            for attribute, part in zip(_FUNCTION_PARTS, parts, strict=True):
+                setattr(value, attribute, part)
+
+
 def serve(request_fd: int, reply_fd: int, options: dict) -> None:
     done = confine(options)
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins, "np": np}
     handles: dict[int, Any] = {}
+    given: dict[str, tuple] = {}
     generation = int(options.get("generation", 0))
     write_message(reply_fd, {"ready": done})
     while True:
@@ -356,7 +278,12 @@ def serve(request_fd: int, reply_fd: int, options: dict) -> None:
         reply: dict[str, Any]
         out_blobs: list[bytes] = []
         try:
-            if op == "exec":
+            if op in ("describe", "get", "call"):
+                _restore(namespace, given)
+            if op == "protect":
+                given = _snapshot(namespace, [str(n) for n in header["names"]])
+                reply = {"ok": True}
+            elif op == "exec":
                 filename = f"<in {header['label']}>"
                 linecache.cache[filename] = (len(header["source"]), None,
                                              header["source"].splitlines(True), filename)

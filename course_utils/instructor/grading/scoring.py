@@ -11,6 +11,7 @@ from typing import Any
 
 from course_utils.instructor.grading import sandbox_server as wire
 from course_utils.instructor.grading.sandbox import (
+    BudgetExceeded,
     Isolation,
     Sandbox,
     SandboxError,
@@ -18,6 +19,7 @@ from course_utils.instructor.grading.sandbox import (
 )
 from course_utils.instructor.grading.submissions import (
     Submission,
+    given_names,
     graded_cells,
     written_answers,
 )
@@ -93,9 +95,28 @@ def _message(error: BaseException, test_file: Any) -> str:
 def grade_submission(submission: Submission, questions: list[dict], tests: dict[str, Any],
                      iso: Isolation, *, timeout: float = 10.0, budget: float = 120.0,
                      memory_mb: int = 1024, hide: list[Path] | None = None,
-                     log_dir: Path | None = None, allow_imports: tuple[str, ...] = ()) -> Graded:
-    """Run one submission's cells in a sandbox and every test against them."""
+                     log_dir: Path | None = None, allow_imports: tuple[str, ...] = (),
+                     master: dict | None = None) -> Graded:
+    """Run one submission's cells in a sandbox and every test against them. ``master``: the
+    autograder notebook, where the given cells come from. ``budget`` bounds everything, cells
+    included; any error of this submission becomes its result (0 points and the reason)."""
     started = time.monotonic()
+    try:
+        return _grade(submission, questions, tests, iso, timeout=timeout, budget=budget,
+                      memory_mb=memory_mb, hide=hide, log_dir=log_dir,
+                      allow_imports=allow_imports, master=master, started=started)
+    except Exception as error:  # noqa: BLE001  (one submission never stops the others)
+        graded = Graded(submission.student, seconds=time.monotonic() - started)
+        graded.scores = {q["name"]: 0.0 for q in questions if not q["manual"]}
+        graded.error = f"grading failed: {type(error).__name__}: {str(error)[:300]}"
+        _fail_all(graded, tests, graded.error)
+        return graded
+
+
+def _grade(submission: Submission, questions: list[dict], tests: dict[str, Any],
+           iso: Isolation, *, timeout: float, budget: float, memory_mb: int,
+           hide: list[Path] | None, log_dir: Path | None, allow_imports: tuple[str, ...],
+           master: dict | None, started: float) -> Graded:
     graded = Graded(submission.student)
     manual = [q["name"] for q in questions if q["manual"]]
     for question in questions:
@@ -107,9 +128,10 @@ def grade_submission(submission: Submission, questions: list[dict], tests: dict[
         return graded
     graded.written = written_answers(submission.notebook, manual)
     blocked = tuple(n for n in wire.BLOCKED_IMPORTS if n not in allow_imports)
-    sandbox = Sandbox(graded_cells(submission.notebook, blocked), iso, memory_mb=memory_mb,
-                      cell_timeout=timeout, call_timeout=timeout, hide=hide, log_dir=log_dir,
-                      allow_imports=allow_imports)
+    sandbox = Sandbox(graded_cells(submission.notebook, blocked, master), iso,
+                      memory_mb=memory_mb, cell_timeout=timeout, call_timeout=timeout, hide=hide,
+                      log_dir=log_dir, allow_imports=allow_imports, deadline=started + budget,
+                      protect=given_names(master, blocked) if master else None)
     try:
         try:
             sandbox.start()
@@ -125,6 +147,7 @@ def grade_submission(submission: Submission, questions: list[dict], tests: dict[
                         graded.cells[f"value of {name}"] = f"could not be read: {error}"
         except SandboxError as error:
             graded.error = f"the sandbox could not run this notebook: {error}"
+            graded.cells.update(sandbox.cell_status)
             _fail_all(graded, tests, graded.error)
             return graded
         for question, test_file in tests.items():
@@ -136,16 +159,18 @@ def grade_submission(submission: Submission, questions: list[dict], tests: dict[
                     try:
                         case.body.call_func(env)
                         result.passed = True
+                    except BudgetExceeded as error:
+                        result.message = f"stopped: {error}"
                     except Exception as error:
                         result.message = _message(error, test_file)
                 graded.tests.append(result)
                 if result.passed:
                     graded.scores[question] += case.points
         graded.cells.update(sandbox.cell_status)
-        if sandbox.confinement.get("not_hidden"):
-            graded.cells["sandbox"] = "not hidden: " + "; ".join(sandbox.confinement["not_hidden"])
     finally:
         sandbox.kill()
+        if sandbox.notes:
+            graded.cells["sandbox"] = "; ".join(dict.fromkeys(sandbox.notes))
         graded.seconds = time.monotonic() - started
     return graded
 

@@ -1,11 +1,18 @@
 """Reading the submissions (a folder or a zip holding the student's notebook, read as JSON and
-never executed here) and picking the cells that run when grading, and the written answers."""
+never executed here) and picking the cells that run when grading, and the written answers.
+
+Nothing in a submission is trusted: a link (symlink or hard link) anywhere on the way to the
+notebook, or a zip member that is a link, absolute or has ``..``, makes it unreadable, and
+any error while reading it (even RecursionError or MemoryError from a crafted notebook) is
+that submission's result, never the grading run's."""
 
 from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +53,50 @@ def _parse_notebook(data: bytes, where: str) -> dict:
     return notebook
 
 
+def _tags(cell: dict) -> set[str]:
+    metadata = cell.get("metadata")
+    tags = metadata.get("tags") if isinstance(metadata, dict) else None
+    return {t for t in tags if isinstance(t, str)} if isinstance(tags, list) else set()
+
+
+def _read_no_links(root: Path, relative: str) -> bytes:
+    """The file ``root/relative``, refusing any symlink on the way and hard-linked files."""
+    current = str(root)
+    for part in Path(relative).parts:
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            raise ValueError(f"{relative} is or goes through a symbolic link")
+    descriptor = os.open(current, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise ValueError(f"{relative} is not a plain file (a hard link or a device)")
+        if info.st_size > MAX_NOTEBOOK_BYTES:
+            raise ValueError(f"{relative} is larger than {MAX_NOTEBOOK_BYTES >> 20} MB")
+        return handle.read(MAX_NOTEBOOK_BYTES + 1)
+
+
+def _notebooks_in(folder: Path) -> list[str]:
+    """Every .ipynb under ``folder`` (relative), without following folder links."""
+    found = []
+    for top, dirs, files in os.walk(folder, followlinks=False):
+        dirs.sort()
+        for name in sorted(files):
+            if name.endswith(".ipynb"):
+                found.append(os.path.relpath(os.path.join(top, name), folder))
+    return found
+
+
+def _check_members(archive: zipfile.ZipFile) -> None:
+    for info in archive.infolist():
+        name = info.filename
+        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in \
+                re.split(r"[/\\]", name):
+            raise ValueError(f"zip member {name[:100]!r} has an absolute path or '..'")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise ValueError(f"zip member {name[:100]!r} is a symbolic link")
+
+
 def _pick(names: list[str], notebook_name: str, where: str) -> str:
     candidates = [n for n in names if n.endswith(".ipynb") and "__MACOSX" not in n
                   and ".ipynb_checkpoints" not in n]
@@ -62,38 +113,56 @@ def load_submission(entry: Path, notebook_name: str) -> Submission:
     student = student_id(entry.stem if entry.suffix == ".zip" else entry.name)
     submission = Submission(student, entry)
     try:
+        if entry.is_symlink():
+            raise ValueError(f"{entry.name} is a symbolic link")
         if entry.is_dir():
-            names = [str(p.relative_to(entry)) for p in sorted(entry.rglob("*.ipynb"))]
-            path = entry / _pick(names, notebook_name, entry.name)
-            submission.notebook = _parse_notebook(path.read_bytes(), path.name)
+            member = _pick(_notebooks_in(entry), notebook_name, entry.name)
+            submission.notebook = _parse_notebook(_read_no_links(entry, member), member)
         else:
             with zipfile.ZipFile(entry) as archive:
+                _check_members(archive)
                 member = _pick(archive.namelist(), notebook_name, entry.name)
                 if archive.getinfo(member).file_size > MAX_NOTEBOOK_BYTES:
                     raise ValueError(f"{member} is larger than {MAX_NOTEBOOK_BYTES >> 20} MB")
-                submission.notebook = _parse_notebook(archive.read(member), member)
-    except (OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as error:
-        submission.error = f"could not read the submission: {error}"
+                with archive.open(member) as handle:  # the header's size may lie
+                    submission.notebook = _parse_notebook(
+                        handle.read(MAX_NOTEBOOK_BYTES + 1), member)
+    except Exception as error:  # noqa: BLE001  (RecursionError, MemoryError: still this one's)
+        submission.error = f"unreadable: {type(error).__name__}: {str(error)[:300]}"
     return submission
 
 
 def load_submissions(folder: Path, notebook_name: str) -> list[Submission]:
-    """Every folder and zip in ``folder`` (hidden entries skipped), sorted by name."""
+    """Every folder and zip in ``folder`` (hidden entries skipped), sorted by name. Entries
+    whose names map to the same student id are each a row ``<id>__<n>``, not graded."""
     entries = [e for e in sorted(Path(folder).iterdir()) if not e.name.startswith(".")
-               and (e.is_dir() or e.suffix == ".zip")]
+               and (e.is_dir() or e.suffix == ".zip" or e.is_symlink())]
     submissions = [load_submission(e, notebook_name) for e in entries]
     ids = [s.student for s in submissions]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise ValueError(f"several submissions map to the same student id: {duplicates}; "
-                         "rename them")
+    for duplicate in sorted({i for i in ids if ids.count(i) > 1}):
+        # which one is the student's cannot be told: none is graded, the others still are
+        group = [s for s in submissions if s.student == duplicate]
+        names = ", ".join(s.source.name for s in group)
+        for number, submission in enumerate(group, start=1):
+            submission.student = f"{duplicate}__{number}"
+            submission.notebook = None
+            submission.error = (f"unreadable: several submissions map to the student id "
+                                f"{duplicate!r} ({names}); rename them and grade again")
     return submissions
 
 
-def _only_definitions(source: str) -> bool:
+def _parse(source: str) -> list[ast.stmt] | None:
+    """The cell's statements, or None: a huge or deeply nested expression makes ``ast.parse``
+    raise MemoryError or RecursionError, and a student's cell must not stop the grader."""
     try:
-        body = ast.parse(source).body
-    except SyntaxError:
+        return ast.parse(source).body
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+
+
+def _only_definitions(source: str) -> bool:
+    body = _parse(source)
+    if body is None:
         return False
     allowed = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
     return bool(body) and all(isinstance(node, allowed) for node in body)
@@ -107,10 +176,7 @@ def _without_magics(source: str) -> str:
 
 
 def _imported_packages(source: str) -> set[str]:
-    try:
-        body = ast.parse(source).body
-    except SyntaxError:
-        return set()
+    body = _parse(source) or []
     names = set()
     for node in body:
         if isinstance(node, ast.Import):
@@ -120,30 +186,72 @@ def _imported_packages(source: str) -> set[str]:
     return names
 
 
-def graded_cells(notebook: dict, blocked: tuple[str, ...] = ()) -> list[tuple[str, str]]:
-    """(label, source) of the cells run when grading: answer cells, ``#| export`` cells and
-    cells that only define functions, classes or imports. A *given* cell that imports a
-    package the sandbox blocks (02's model class needs torch) is left out: it could only fail,
-    and no answer depends on it; an answer cell is always run."""
+def _defined_names(source: str, imports: bool = False) -> set[str]:
+    """Names a cell binds at top level (functions, classes, assignments; imports if asked)."""
+    names: set[str] = set()
+    for node in _parse(source) or []:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif imports and isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def _runnable(notebook: dict, blocked: tuple[str, ...]) -> list[tuple[int, bool, str]]:
+    """(index, is an answer cell, source) of the cells that may run when grading."""
     cells = []
     for index, cell in enumerate(notebook["cells"]):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         source = cell_source(cell)
-        metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
-        tags = metadata.get("tags", []) if isinstance(metadata.get("tags"), list) else []
-        answer = bool({ANSWER_TAG, SOLUTION_TAG} & set(map(str, tags)))
+        answer = bool({ANSWER_TAG, SOLUTION_TAG} & _tags(cell))
         if not (answer or is_export_cell(cell) or _only_definitions(source)):
             continue
         if not answer and _imported_packages(source) & set(blocked):
             continue
-        cells.append((f"cell {index}", _without_magics(source)))
+        cells.append((index, answer, _without_magics(source)))
     return cells
+
+
+def graded_cells(notebook: dict, blocked: tuple[str, ...] = (),
+                 master: dict | None = None) -> list[tuple[str, str]]:
+    """(label, source) of the cells run when grading: answer cells, ``#| export`` cells and
+    cells that only define functions, classes or imports. A *given* cell that imports a
+    package the sandbox blocks (02's model class needs torch) is left out: it could only fail,
+    and no answer depends on it; an answer cell is always run.
+
+    With ``master`` (the autograder copy of the notebook), the given cells come from it, never
+    from the submission: they run first, then the student's answer cells and own helper
+    cells (a student's cell that defines a given name, such as an edited copy of a driver, is
+    left out), then the given cells again, so that no answer cell can replace a given name."""
+    if master is None:
+        return [(f"cell {i}", source) for i, _, source in _runnable(notebook, blocked)]
+    given = [(f"given cell {i}", source) for i, answer, source in _runnable(master, blocked)
+             if not answer]
+    given_names = set().union(*(_defined_names(source) for _, source in given))
+    student = []
+    for index, answer, source in _runnable(notebook, blocked):
+        if answer or not _defined_names(source) & given_names:
+            student.append((f"cell {index}", source))
+    again = [(f"{label} (again: given names are the master's)", source)
+             for label, source in given]
+    return given + student + again
+
+
+def given_names(master: dict, blocked: tuple[str, ...] = ()) -> list[str]:
+    """The names the master's given cells define (drivers, helpers): the tests rely on them."""
+    names: set[str] = set()
+    for _, answer, source in _runnable(master, blocked):
+        if not answer:
+            names |= _defined_names(source)
+    return sorted(names)
 
 
 def written_answers(notebook: dict, manual: list[str]) -> dict[str, str]:
     """The markdown answer cells, in order, matched to the hand-graded questions in order."""
     answers = [cell_source(c) for c in notebook["cells"] if isinstance(c, dict)
-               and c.get("cell_type") == "markdown"
-               and {ANSWER_TAG, SOLUTION_TAG} & set(c.get("metadata", {}).get("tags", []))]
+               and c.get("cell_type") == "markdown" and {ANSWER_TAG, SOLUTION_TAG} & _tags(c)]
     return {name: (answers[i] if i < len(answers) else "") for i, name in enumerate(manual)}
