@@ -108,7 +108,7 @@ def test_attacks_on_07_get_the_exact_grades_and_leave_nothing(dist: Path, tmp_pa
     feedback = {r.student: (out / "feedback" / f"{r.student}.md").read_text() for r in results}
     assert "sandbox sent garbage: RecursionError" in feedback["deep_reply"]
     assert "sandbox sent garbage" in feedback["forged_reply"]
-    assert "killed for memory" in feedback["memory_children"]
+    assert "killed for memory" in feedback["memory_children"], feedback["memory_children"]
     written = (out / "written" / "why_fold_sums.md").read_text()
     assert "Fold is the transpose" in written  # the solution's answer, fenced
     summary = (out / "summary.md").read_text()
@@ -123,7 +123,9 @@ def test_given_drivers_come_from_the_master(dist: Path, tmp_path: Path) -> None:
     out, _, _ = _grade_attacks(name, dist, tmp_path)
     assert (out / "grades.csv").read_text() == (ATTACKS / name / "expected_grades.csv").read_text()
     info, tests = load_tests(dist / "autograder" / name)
-    before_issue_17 = {"edited_driver": 3.0, "wrapped_driver": 3.0, "patching_driver": 1.5}
+    # patching_driver fails the public test (it patches the driver during it) and passes the
+    # hidden one, which carries every point since public tests carry none (issue 16)
+    before_issue_17 = {"edited_driver": 3.0, "wrapped_driver": 3.0, "patching_driver": 3.0}
     for student, points in before_issue_17.items():  # the attacks are real: without master
         entry = next((tmp_path / "submissions").glob(f"{student}*"))
         graded = grade_submission(load_submission(entry, info["notebook"]), info["questions"],

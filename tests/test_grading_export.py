@@ -118,3 +118,20 @@ def test_speak_to_students_removes_blocks_and_drops_emptied_cells(tmp_path: Path
     speak_to_students(path)
     kept = [c["source"] for c in json.loads(path.read_text(encoding="utf-8"))["cells"]]
     assert kept == ["For you.\n\nAlso for you.", "#| export\nx = 1\n", ""]
+
+
+def test_public_tests_carry_no_points() -> None:
+    """Marks come from the hidden tests: a student who answers the public tests from a table
+    of their expected outputs (their inputs ship with the release) scores nothing (issue 16)."""
+    checked = 0
+    for master in sorted((PROJECT_ROOT / "notebooks").glob("0*.ipynb")):
+        in_tests = False
+        for cell in json.loads(master.read_text(encoding="utf-8"))["cells"]:
+            text = "".join(cell["source"])
+            if cell["cell_type"] == "raw":
+                first = text.strip().splitlines()[0] if text.strip() else ""
+                in_tests = first == "# BEGIN TESTS" or (in_tests and first != "# END TESTS")
+            elif in_tests and cell["cell_type"] == "code" and "hidden: true" not in text:
+                assert "\npoints: 0\n" in text, (master.name, text[:200])
+                checked += 1
+    assert checked >= 17

@@ -146,6 +146,12 @@ def test_student_writes_an_answer_and_the_check_passes(lab: LabServer, lab_root:
                        and "def im2col_matrix(" in c.source)
     typed = "\n".join(solution_lines(master_cell.splitlines()))  # what a student would write
     assert "NotImplementedError" in code[answer].source and "NotImplementedError" not in typed
+    # the usual first mistake: the kernel offsets (i, j) swapped (right shape, wrong values)
+    right_slice = ("padded[:, :, i:i + stride * hout:stride,\n"
+                   "                                   j:j + stride * wout:stride]")
+    assert right_slice in typed
+    wrong = typed.replace(right_slice, right_slice.replace("i:i", "@").replace("j:j", "i:i")
+                          .replace("@", "j:j"))
 
     page = browser.new_page()
     screenshot = tmp_path / "student_answer.png"
@@ -154,6 +160,9 @@ def test_student_writes_an_answer_and_the_check_passes(lab: LabServer, lab_root:
         run_all_cells(page)
         wait_until_finished(page, RUN_TIMEOUT_S)
         before = "\n".join(cell_outputs(page, answer + 1))
+        replace_cell_source(page, answer, wrong)
+        run_cell_and_next(page, answer, RUN_TIMEOUT_S)
+        mistaken = "\n".join(cell_outputs(page, answer + 1))
         replace_cell_source(page, answer, typed)
         run_cell_and_next(page, answer, RUN_TIMEOUT_S)
         after = "\n".join(cell_outputs(page, answer + 1))
@@ -161,5 +170,12 @@ def test_student_writes_an_answer_and_the_check_passes(lab: LabServer, lab_root:
         save_screenshot(page, screenshot)
         page.close()
     assert "NotImplementedError" in before and "passed" not in before, before
+    # a wrong answer is told the input, what was expected, what came back, and a hint that
+    # does not write the answer
+    assert "im2col_matrix(array of shape" in mistaken and "should copy" in mistaken, mistaken
+    assert "got" in mistaken and "Hint:" in mistaken and "passed" not in mistaken, mistaken
+    squeezed = "".join(mistaken.split())
+    assert not [line for line in typed.splitlines() if len("".join(line.split())) >= 20
+                and "".join(line.split()) in squeezed and "def " not in line], mistaken
     assert f"{EXERCISE_QUESTION} passed" in after, after
     assert "NotImplementedError" not in after, after

@@ -41,10 +41,10 @@ def relu(z: float) -> float:
 
 
 def relu_derivative(z: float) -> float:
-    """d max(0, z) / dz: 1.0 for z > 0, else 0.0.
+    """d max(0, z) / dz, as a float.
 
-    ReLU has no derivative at z = 0 (the slope jumps from 0 to 1). We use 0 there, the same
-    choice as PyTorch, so that autograd and this code agree even exactly at the kink.
+    ReLU has no derivative at z = 0 (the slope jumps there). Return the value PyTorch's
+    autograd uses at the kink, so that autograd and this code agree even exactly at z = 0.
     """
     return 1.0 if z > 0 else 0.0
 
