@@ -17,6 +17,7 @@ Student side: this module never imports ``course_utils.instructor`` (not in the 
 from __future__ import annotations
 
 import argparse
+import ast
 import io
 import json
 import re
@@ -29,7 +30,6 @@ from course_utils.atomic import atomic_write_bytes
 ANSWER_TAG = "otter_answer_cell"
 SEPARATOR = "__"  # <student>__<assignment>.zip: neither part may hold it
 NOTEBOOK_LINE = re.compile(r"""otter\.Notebook\(\s*["']([^"']+)\.ipynb["']""")
-STUB = re.compile(r"raise NotImplementedError|^\s*\w+\s*=\s*\.\.\.\s*(#.*)?$", re.MULTILINE)
 
 
 def student_id(name: str) -> str:
@@ -75,10 +75,28 @@ def answer_cells(notebook: dict) -> list[dict]:
             and c.get("cell_type") == "code" and ANSWER_TAG in tags(c)]
 
 
+def is_stub(source: str) -> bool:
+    """Whether an answer cell still holds its stub: a ``raise NotImplementedError`` statement
+    (not text in a string) or a ``name = ...`` assignment."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False  # IPython syntax or a half-typed answer: the student wrote something
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            if isinstance(exc, ast.Name) and exc.id == "NotImplementedError":
+                return True
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) \
+                and node.value.value is Ellipsis:
+            return True
+    return False
+
+
 def untouched(notebook: dict) -> bool:
     """Whether every answer cell still holds its stub: nothing answered in the saved file."""
     cells = answer_cells(notebook)
-    return bool(cells) and all(STUB.search(_source(c)) for c in cells)
+    return bool(cells) and all(is_stub(_source(c)) for c in cells)
 
 
 def read_notebook(path: Path) -> dict:
