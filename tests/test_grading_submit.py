@@ -222,3 +222,18 @@ def test_fixtures_are_built_from_a_fresh_release(monkeypatch: pytest.MonkeyPatch
     assert not outs[0].is_relative_to(PROJECT_ROOT / "dist") and not outs[0].exists()
     expected = (FIXTURES / name / "expected_grades.csv").read_text()
     assert (tmp_path / "fixtures" / name / "grades" / "grades.csv").read_text() == expected
+
+
+def test_zip_names_give_student_and_assignment_never_a_timestamp() -> None:
+    from course_utils.instructor.grading.submissions import assignment_mismatch, parse_entry_name
+
+    assert parse_entry_name(f"alice__{N07}") == ("alice", N07, None)
+    assert parse_entry_name("alice") == ("alice", None, None)
+    assert parse_entry_name("jean__pierre") == ("jean_pierre", None, None)  # no assignment
+    student, named, refused = parse_entry_name(f"{N07}_2026_12_04T01_02_03_123456")
+    assert named is None and refused and "otter's export default" in refused
+    notebook = {"metadata": {"otter": {"assignment_name": N07}}, "cells": []}
+    assert assignment_mismatch(N07, notebook, N07) is None
+    assert assignment_mismatch(None, {"cells": []}, N07) is None  # says nothing: graded
+    assert f"this is notebook {N06} (its file name says so), graded as {N07}" in \
+        assignment_mismatch(N06, notebook, N07)

@@ -37,6 +37,8 @@ class Submission:
 
 #: otter's ``grader.export`` default name, ``<notebook>_<timestamp>``: it names no student
 OTTER_EXPORT_NAME = re.compile(r"^(.+)_\d{4}_\d{2}_\d{2}T\d{2}_\d{2}_\d{2}_\d{6}$")
+#: an assignment as ``make submit`` writes it after ``__`` (``07_im2col_and_fold``)
+ASSIGNMENT_NAME = re.compile(r"^\d{2}_[A-Za-z0-9_]+$")
 
 
 def parse_entry_name(name: str) -> tuple[str, str | None, str | None]:
@@ -49,8 +51,8 @@ def parse_entry_name(name: str) -> tuple[str, str | None, str | None]:
                 f"the name {name!r} is otter's export default (notebook and time), not a "
                 f"student: rename it <id>{SEPARATOR}<assignment>.zip (as `make submit "
                 "STUDENT=<id>` names it) and grade again")
-    if SEPARATOR in name:
-        student, assignment = name.rsplit(SEPARATOR, 1)
+    student, _, assignment = name.rpartition(SEPARATOR)
+    if student and ASSIGNMENT_NAME.match(assignment):
         return student_id(student), assignment, None
     return student_id(name), None, None
 
