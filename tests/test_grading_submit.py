@@ -175,6 +175,8 @@ def test_release_never_overwrites_a_students_work(tmp_path: Path,
     checkpoint = student / ".ipynb_checkpoints" / f"{N07}-checkpoint.ipynb"
     checkpoint.parent.mkdir()
     shutil.copy(student / f"{N07}.ipynb", checkpoint)  # JupyterLab's copy: not work
+    (student / "tests" / "__pycache__").mkdir()
+    (student / "tests" / "__pycache__" / "im2col.cpython-311.pyc").write_bytes(b"\0")  # nor this
     release(master, out)  # an untouched release (new cell ids) is replaced without a word
 
     notebook = json.loads((student / f"{N07}.ipynb").read_text())

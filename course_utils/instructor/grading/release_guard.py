@@ -36,10 +36,12 @@ def _digest(path: Path) -> str:
 
 
 def folder_digests(folder: Path) -> dict[str, str]:
-    """{path relative to ``folder``: digest} of every file under it, hidden files included."""
+    """{path relative to ``folder``: digest} of every file under it, hidden files included
+    (not Python's ``__pycache__``: running the public tests may write it, it is no work)."""
     folder = Path(folder)
     return {p.relative_to(folder).as_posix(): _digest(p)
-            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()
+            and "__pycache__" not in p.relative_to(folder).parts}
 
 
 def read_record(autograder: Path) -> dict[str, str] | None:
