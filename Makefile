@@ -103,29 +103,38 @@ refresh-notebooks: data  ## re-execute notebooks in place (NB=path) to refresh s
 # dist/autograder/<notebook>/ (hidden tests: keep it) and dist/student-course/ + .zip (the
 # student course bundle: hand it out); `make grade SUBMISSIONS=dir` grades
 # every folder or zip in dir into GRADES (grades.csv, feedback/, written/, summary.md).
-# Students: `make submit STUDENT=your-id` zips SUBMIT_NB into submissions/your-id.zip.
-ASSIGNMENT ?= 07_im2col_and_fold
+# Students: `make submit STUDENT=your-id ASSIGNMENT=NN_name` zips
+# dist/student/NN_name/NN_name.ipynb (or SUBMIT_NB=path) into
+# submissions/your-id__NN_name.zip; the assignment is read from the notebook, a mismatch and an
+# existing zip are refused (REPLACE=1 replaces it). Grading reports a notebook of another
+# assignment as a row, never grades it as ASSIGNMENT (default for grade: 07_im2col_and_fold).
+ASSIGNMENT ?=
 SUBMISSIONS ?= submissions
 GRADES ?= grades
 GRADE_ARGS ?=
+RELEASE_ARGS ?=
 STUDENT ?=
-SUBMIT_NB ?= dist/student/$(ASSIGNMENT)/$(ASSIGNMENT).ipynb
+REPLACE ?=
+SUBMIT_NB ?= $(if $(ASSIGNMENT),dist/student/$(ASSIGNMENT)/$(ASSIGNMENT).ipynb)
 .PHONY: release grade grade-fixtures submit export
-release: install  ## student and autograder versions of the exercise notebooks, into dist/
-	$(PY) -m course_utils.instructor.grading release --out dist
+release: install  ## student + autograder versions into dist/ (stops on changed student work; RELEASE_ARGS=--backup)
+	$(PY) -m course_utils.instructor.grading release --out dist $(RELEASE_ARGS)
 
 grade: install  ## grade SUBMISSIONS=dir (folders or zips) into GRADES=grades/ (GRADE_ARGS=...)
 	@$(INSTALL_BWRAP)
-	$(PY) -m course_utils.instructor.grading grade $(SUBMISSIONS) --assignment $(ASSIGNMENT) \
+	$(PY) -m course_utils.instructor.grading grade $(SUBMISSIONS) \
+	  --assignment $(or $(ASSIGNMENT),07_im2col_and_fold) \
 	  --out $(GRADES) $(GRADE_ARGS)
 
-grade-fixtures: install  ## grade the made-up submissions of tests/fixtures/submissions (after make release)
+grade-fixtures: install  ## grade the made-up submissions of tests/fixtures/submissions (fresh release in a temp folder)
 	@$(INSTALL_BWRAP)
 	$(PY) -m course_utils.instructor.grading fixtures --out $(GRADES)/fixtures
 
-submit: install  ## zip your notebook for the grader: make submit STUDENT=your-id [SUBMIT_NB=path]
-	@test -n "$(STUDENT)" || { echo "usage: make submit STUDENT=your-id [SUBMIT_NB=path]"; exit 2; }
-	$(PY) -m course_utils.instructor.grading submit $(SUBMIT_NB) --student $(STUDENT) --out $(SUBMISSIONS)
+SUBMIT_USAGE := usage: make submit STUDENT=your-id ASSIGNMENT=NN_name [SUBMIT_NB=path] [REPLACE=1]
+submit: install  ## zip your notebook: make submit STUDENT=your-id ASSIGNMENT=NN_name [SUBMIT_NB=path]
+	@test -n "$(STUDENT)" -a -n "$(SUBMIT_NB)" || { echo "$(SUBMIT_USAGE)"; exit 2; }
+	$(PY) -m course_utils.submit $(SUBMIT_NB) --student $(STUDENT) --out $(SUBMISSIONS) \
+	  $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) $(if $(REPLACE),--replace)
 
 export: install  ## write the package modules from the notebooks' `#| export` cells
 	$(PY) -m course_utils.instructor.grading export

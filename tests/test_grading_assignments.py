@@ -94,8 +94,7 @@ def test_fixtures_are_reached_only_by_the_fixtures_command(
     student's folder named like the assignment must not switch the grader to the fixtures)."""
     name = "04_fps_benchmark"  # the quickest to grade (no torch in its sandbox)
     release(_master(name), tmp_path / "dist")
-    code = grading_main(["fixtures", name, "--dist", str(tmp_path / "dist"),
-                         "--out", str(tmp_path / "fixtures")])
+    code = grading_main(["fixtures", name, "--out", str(tmp_path / "fixtures")])
     assert code == 0
     expected = (FIXTURES / name / "expected_grades.csv").read_text()
     assert (tmp_path / "fixtures" / name / "grades" / "grades.csv").read_text() == expected

@@ -5,35 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import zipfile
 from pathlib import Path
 
 from course_utils.paths import PROJECT_ROOT
 
 DEFAULT_ASSIGNMENT = "07_im2col_and_fold"
-
-
-def submit(notebook: Path, student: str, out: Path) -> Path:
-    """Zip ``notebook`` as ``out/<student>.zip``, the file ``make grade`` reads."""
-    import json
-
-    from course_utils.instructor.grading.submissions import student_id
-
-    notebook = Path(notebook)
-    if not notebook.is_file():
-        raise FileNotFoundError(f"{notebook} does not exist: pass the notebook you worked in "
-                                "(SUBMIT_NB=path)")
-    cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells")
-    if not isinstance(cells, list):
-        raise ValueError(f"{notebook} is not a Jupyter notebook")
-    if not any("otter_answer_cell" in c.get("metadata", {}).get("tags", []) for c in cells):
-        print(f"warning: {notebook.name} has no answer cells: is it the student version "
-              "from dist/student/?", file=sys.stderr)
-    target = Path(out) / f"{student_id(student)}.zip"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.write(notebook, notebook.name)
-    return target
 
 
 def master_notebooks() -> list[Path]:
@@ -54,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
                          help="master notebooks (default: every notebook with an "
                               "'# ASSIGNMENT CONFIG' cell)")
     release.add_argument("--out", type=Path, default=PROJECT_ROOT / "dist")
+    release.add_argument("--backup", action="store_true",
+                         help="move a student folder holding changed work to "
+                              "<out>/student-backup/ instead of stopping")
 
     grade = commands.add_parser("grade", help="grade every submission in a folder")
     grade.add_argument("submissions", type=Path, help="folder of submissions (folders or zips)")
@@ -73,18 +52,18 @@ def main(argv: list[str] | None = None) -> int:
                        help="CSV of the hand-graded questions' points (fill in "
                             "<out>/written/marks_template.csv), merged into grades.csv")
 
-    sub = commands.add_parser("submit", help="zip a notebook for the grader")
-    sub.add_argument("notebook", type=Path, nargs="?",
-                     default=PROJECT_ROOT / "dist" / "student" / DEFAULT_ASSIGNMENT
-                     / f"{DEFAULT_ASSIGNMENT}.ipynb")
+    sub = commands.add_parser("submit", help="zip a notebook for the grader as "
+                                             "<student>__<assignment>.zip (course_utils.submit)")
+    sub.add_argument("notebook", type=Path)
     sub.add_argument("--student", required=True, help="your student id (the zip's name)")
+    sub.add_argument("--assignment", default=None, help="checked against the notebook's own")
     sub.add_argument("--out", type=Path, default=PROJECT_ROOT / "submissions")
+    sub.add_argument("--replace", action="store_true", help="replace an earlier zip")
+    sub.add_argument("--allow-empty", action="store_true", help="hand in unanswered stubs")
 
     demo = commands.add_parser("fixtures", help="grade the made-up fixture submissions "
                                                 "(tests/fixtures/submissions) of every exercise")
     demo.add_argument("assignments", nargs="*", help="default: every fixture folder")
-    demo.add_argument("--dist", type=Path, default=PROJECT_ROOT / "dist",
-                      help="where `make release` wrote autograder/")
     demo.add_argument("--out", type=Path, default=PROJECT_ROOT / "grades" / "fixtures")
 
     commands.add_parser("questions", help="the table of every exercise question (markdown)")
@@ -98,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             from course_utils.instructor.grading.release import release
 
             for notebook in args.notebooks or master_notebooks():
-                student, autograder = release(notebook, args.out)
+                student, autograder = release(notebook, args.out, backup=args.backup)
                 print(f"{notebook.name}: {student} (for students), {autograder} (hidden tests)")
             from course_utils.instructor.grading.bundle import build_bundle
 
@@ -114,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "fixtures":
             from course_utils.instructor.grading.fixtures import grade_fixtures
 
-            tables = grade_fixtures(args.dist, args.out, args.assignments or None)
+            tables = grade_fixtures(args.out, args.assignments or None)
             for name, table in tables.items():
                 print(f"== {name} (grades in {args.out / name / 'grades'})\n{table}\n")
         elif args.command == "questions":
@@ -122,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
 
             print(questions_markdown(master_notebooks()), end="")
         elif args.command == "submit":
-            print(f"wrote {submit(args.notebook, args.student, args.out)}: hand this file in")
+            from course_utils.submit import submit
+
+            target, replaced = submit(args.notebook, args.student, args.out, args.assignment,
+                                      replace=args.replace, allow_empty=args.allow_empty)
+            print(f"{'replaced' if replaced else 'wrote'} {target}: hand this file in")
         elif args.command == "export":
             from course_utils.instructor.grading.export import export_all
 

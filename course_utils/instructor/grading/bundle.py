@@ -240,9 +240,20 @@ the `grader.check("name")` cell below it: it runs the public tests and says whet
 passed. The grade uses more tests than these, so passing is a good sign, not a promise.
 
 ## Submit
-Run every cell in order, save the notebook, then run its last cell, `grader.export(...)`: it
-writes a zip next to the notebook. Hand in that zip (or a zip of the notebook's folder) as your
-course asks.
+Save the notebook first (Ctrl+S: answers typed but not saved are not in the file), then, from
+this folder:
+
+```bash
+.venv/bin/python -m course_utils.submit \\
+    notebooks/07_im2col_and_fold/07_im2col_and_fold.ipynb --student your-id
+```
+
+It writes `submissions/your-id__07_im2col_and_fold.zip` (your id and the assignment, read from
+the notebook itself), the name the grader reads: hand in that file. It refuses a notebook whose
+saved file has no answer yet, a `--assignment` that is not the notebook's, and an existing zip
+of the same assignment (`--replace` replaces it, and says "replaced"). The notebook's last
+cell, `grader.export(...)`, also writes a zip, named for the notebook and the time, not for
+you: rename it `your-id__<notebook>.zip` before handing it in.
 """
 
 

@@ -1,5 +1,6 @@
 """Fixture submissions: made-up students that show what grading does (``make grade-fixtures``)
-and that the grading tests (tests/test_grading*.py) grade to an exact grades.csv.
+and that the grading tests (tests/test_grading*.py) grade to an exact grades.csv. They are
+built from a fresh release of the master, never from ``dist/student`` (students edit it).
 
 A fixture (``tests/fixtures/submissions/<assignment>/<student>.py``) describes one student's
 submission as edits to the *current* student release, so it never goes stale when the master
@@ -21,6 +22,7 @@ import ast
 import json
 import runpy
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -117,27 +119,34 @@ def build_submission(fixture: Path, dist: Path, submissions: Path, out: Path, na
     return student
 
 
-def grade_fixtures(dist: Path, out: Path, assignments: list[str] | None = None,
+def grade_fixtures(out: Path, assignments: list[str] | None = None,
                    timeout: float = 10.0) -> dict[str, str]:
-    """Build every assignment's fixture submissions into ``out/<assignment>/submissions`` and
-    grade them into ``out/<assignment>/grades``; returns {assignment: the grades table}."""
+    """Release each assignment afresh from its master (into a temporary folder: never from
+    ``dist/``, where a student's edits may sit), build its fixture submissions into
+    ``out/<assignment>/submissions`` and grade them into ``out/<assignment>/grades``; returns
+    {assignment: the grades table}."""
     from course_utils.instructor.grading.grade import grade_all
     from course_utils.instructor.grading.grade_reports import table_text
+    from course_utils.instructor.grading.release import release
 
     names = assignments or sorted(p.name for p in FIXTURES_DIR.iterdir() if p.is_dir())
     tables = {}
     for name in names:
-        autograder = Path(dist) / "autograder" / name
-        if not (autograder / "questions.json").exists():
-            raise FileNotFoundError(f"{autograder} has no questions.json: run `make release`")
+        master = PROJECT_ROOT / "notebooks" / f"{name}.ipynb"
+        if not master.exists():
+            raise FileNotFoundError(f"{master} does not exist: {name} is not an assignment")
         folder = Path(out) / name
         if folder.exists():
             shutil.rmtree(folder)
         submissions, grades = folder / "submissions", folder / "grades"
         submissions.mkdir(parents=True)
-        for fixture in sorted((FIXTURES_DIR / name).glob("*.py")):
-            build_submission(fixture, Path(dist), submissions, grades, name)
-        results = grade_all(submissions, autograder, grades, timeout=timeout, echo=False)
-        info = json.loads((autograder / "questions.json").read_text(encoding="utf-8"))
+        with tempfile.TemporaryDirectory(prefix=f"fixtures-{name}-") as tmp:
+            dist = Path(tmp) / "dist"
+            release(master, dist)
+            autograder = dist / "autograder" / name
+            for fixture in sorted((FIXTURES_DIR / name).glob("*.py")):
+                build_submission(fixture, dist, submissions, grades, name)
+            results = grade_all(submissions, autograder, grades, timeout=timeout, echo=False)
+            info = json.loads((autograder / "questions.json").read_text(encoding="utf-8"))
         tables[name] = table_text(results, info["questions"])
     return tables

@@ -31,9 +31,9 @@ from pathlib import Path
 from course_utils.atomic import atomic_write_text
 from course_utils.instructor.grading.grade_reports import (
     feedback_markdown,
-    format_points,
     grades_csv,
     marks_template,
+    points_text,
     read_marks,
     summary_markdown,
     table_text,
@@ -56,7 +56,7 @@ def grade_all(submissions_dir: Path, autograder: Path, out: Path, *, timeout: fl
     questions = info["questions"]
     out.mkdir(parents=True, exist_ok=True)  # exists before the first sandbox, so it is hidden
     iso = isolation(isolation_mode)
-    submissions = load_submissions(Path(submissions_dir), info["notebook"])
+    submissions = load_submissions(Path(submissions_dir), info["notebook"], info["assignment"])
     hand_marks = (read_marks(Path(marks), questions, [s.student for s in submissions])
                   if marks else {})  # read first: a bad marks file stops before any grading
     hide = [Path(submissions_dir).resolve(), out, autograder]
@@ -76,8 +76,8 @@ def grade_all(submissions_dir: Path, autograder: Path, out: Path, *, timeout: fl
         atomic_write_text(out / "feedback" / f"{graded.student}.md",
                           feedback_markdown(graded, questions, info["assignment"], iso))
         if echo:
-            print(f"{graded.student}: {format_points(graded.total)} points "
-                  f"({graded.seconds:.1f} s)", flush=True)
+            print(f"{graded.student}: {points_text(graded.total)} ({graded.seconds:.1f} s)"
+                  + (f": {graded.error}" if graded.error else ""), flush=True)
     for q in (q for q in questions if q["manual"]):
         atomic_write_text(out / "written" / f"{q['name']}.md", written_markdown(q, results))
     if any(q["manual"] for q in questions):
@@ -87,7 +87,8 @@ def grade_all(submissions_dir: Path, autograder: Path, out: Path, *, timeout: fl
     atomic_write_text(out / "summary.md", summary_markdown(
         results, questions, info["assignment"], iso, time.monotonic() - started))
     if echo:
+        written = "written/, " if any(q["manual"] for q in questions) else ""
         print("\n" + table_text(results, questions))
-        print(f"\nSandbox: {iso.describe()}.\nWrote {out / 'grades.csv'}, feedback/, written/, "
+        print(f"\nSandbox: {iso.describe()}.\nWrote {out / 'grades.csv'}, feedback/, {written}"
               "summary.md")
     return results

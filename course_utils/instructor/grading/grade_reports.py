@@ -25,6 +25,11 @@ def format_points(value: float) -> str:
     return f"{round(value, 4):g}"
 
 
+def points_text(value: float) -> str:
+    """``1 point``, ``0.5 points``, ``3 points``."""
+    return f"{format_points(value)} point" + ("" if format_points(value) == "1" else "s")
+
+
 def _cell(graded: Graded, question: dict) -> str:
     """A question's points for one student; a hand-graded one is empty until it is marked."""
     name = question["name"]
@@ -49,11 +54,13 @@ def feedback_markdown(graded: Graded, questions: list[dict], assignment: str,
     lines = [f"# {assignment}: feedback for {graded.student}", ""]
     possible = sum(q["points"] for q in questions if not q["manual"])
     scored = format_points(sum(graded.scores.values()))
-    lines.append(f"Autograded: **{scored} / {format_points(possible)}** points. "
+    lines.append(f"Autograded: **{scored} / {format_points(possible)}** "
+                 f"point{'' if format_points(possible) == '1' else 's'}. "
                  "Hand-graded questions are marked separately.")
     if graded.error:
         lines += ["", f"**Problem:** {graded.error}"]
     lines += ["", "| question | points | out of |", "|---|---|---|"]
+    said: dict[str, str] = {}  # message -> the first test that showed it
     for q in questions:
         score = ((_cell(graded, q) or "by hand") if q["manual"]
                  else format_points(graded.scores.get(q["name"], 0.0)))
@@ -67,10 +74,14 @@ def feedback_markdown(graded: Graded, questions: list[dict], assignment: str,
         for test in (t for t in graded.tests if t.question == q["name"]):
             kind = "hidden" if test.hidden else "public"
             mark = "passed" if test.passed else "FAILED"
-            lines.append(f"- {mark}: {test.name} ({kind}, {format_points(test.points)} points)")
-            if not test.passed and test.message:
-                lines += ["", "  ```", *("  " + m for m in test.message.splitlines()), "  ```",
-                          ""]
+            lines.append(f"- {mark}: {test.name} ({kind}, {points_text(test.points)})")
+            if test.passed or not test.message:
+                continue
+            if test.message in said:  # one stub's error fails many tests: say it once
+                lines[-1] += f": the same error as {said[test.message]}"
+                continue
+            said[test.message] = test.name
+            lines += ["", "  ```", *("  " + m for m in test.message.splitlines()), "  ```", ""]
     problems = {k: v for k, v in graded.cells.items() if v != "ok"}
     if problems:
         lines += ["", "## Cells that did not run cleanly when grading", ""]

@@ -28,6 +28,12 @@ import yaml
 
 from course_utils.atomic import atomic_write_json
 from course_utils.instructor.grading.export import cell_source, solution_lines
+from course_utils.instructor.grading.release_guard import (
+    RECORD_NAME,
+    folder_digests,
+    protect_student_work,
+    read_record,
+)
 
 SOLUTION_BEGIN = re.compile(r"# BEGIN SOLUTION")
 #: Master-notebook text for instructors only, left out of every student copy.
@@ -199,8 +205,12 @@ def speak_to_students(notebook: Path) -> None:
     atomic_write_json(notebook, data)
 
 
-def release(master: Path, out: Path) -> tuple[Path, Path]:
-    """Run ``otter assign`` on ``master``; return (student folder, autograder folder)."""
+def release(master: Path, out: Path, backup: bool = False) -> tuple[Path, Path]:
+    """Run ``otter assign`` on ``master``; return (student folder, autograder folder).
+
+    A student folder already in ``out`` that holds work this module did not write (answers,
+    an export zip, ``.OTTER_LOG``) is never overwritten: RuntimeError, or with ``backup`` it
+    is moved to ``out/student-backup/`` first (see ``release_guard``)."""
     master, out = Path(master).resolve(), Path(out).resolve()
     name = master.stem
     with tempfile.TemporaryDirectory(prefix=f"release-{name}-") as tmp:
@@ -210,6 +220,13 @@ def release(master: Path, out: Path) -> tuple[Path, Path]:
         if result.returncode != 0:
             raise RuntimeError(f"otter assign failed on {master.name}:\n{result.stdout}\n"
                                f"{result.stderr}")
+        speak_to_students(Path(tmp) / "dist" / "student" / master.name)
+        written = folder_digests(Path(tmp) / "dist" / "student")
+        record = read_record(out / "autograder" / name) or written
+        moved = protect_student_work(out / "student" / name, record, out, backup=backup)
+        if moved:
+            print(f"{name}: the student folder held changed work: moved to {moved}",
+                  file=sys.stderr)
         targets = {}
         for kind in ("student", "autograder"):
             target = out / kind / name
@@ -218,7 +235,7 @@ def release(master: Path, out: Path) -> tuple[Path, Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(Path(tmp) / "dist" / kind), target)
             targets[kind] = target
-    speak_to_students(targets["student"] / master.name)
+    atomic_write_json(targets["autograder"] / RECORD_NAME, written)
     atomic_write_json(targets["autograder"] / "questions.json",
                       {"assignment": name, "notebook": master.name,
                        "questions": questions(master),

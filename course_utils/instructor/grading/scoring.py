@@ -15,6 +15,7 @@ from course_utils.instructor.grading.sandbox import (
     Isolation,
     Sandbox,
     SandboxError,
+    StudentCodeError,
     StudentFunction,
 )
 from course_utils.instructor.grading.submissions import (
@@ -84,10 +85,13 @@ def _case_name(case: Any) -> str:
     return getattr(case.body.test_func, "__name__", None) or case.name
 
 
-def _message(error: BaseException, test_file: Any) -> str:
-    try:
-        text = test_file._generate_error_message(error)
-    except Exception:  # the traceback is not the shape otter expects
+def _message(error: BaseException) -> str:
+    """What a student reads of a failed test: the error's own text (the checks name the
+    input, what was expected, what came back, and a hint), never the test's source line,
+    which otter's message quotes and which would show the hidden tests' calls."""
+    if isinstance(error, StudentCodeError):  # the student's own exception, as raised
+        text = str(error)
+    else:
         text = f"{type(error).__name__}: {error}"
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + " [...]"
 
@@ -162,7 +166,7 @@ def _grade(submission: Submission, questions: list[dict], tests: dict[str, Any],
                     except BudgetExceeded as error:
                         result.message = f"stopped: {error}"
                     except Exception as error:
-                        result.message = _message(error, test_file)
+                        result.message = _message(error)
                 graded.tests.append(result)
                 if result.passed:
                     graded.scores[question] += case.points

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from course_utils.instructor.grading.export import cell_source, is_export_cell
+from course_utils.submit import SEPARATOR, notebook_assignment, student_id
 
 ANSWER_TAG = "otter_answer_cell"
 SOLUTION_TAG = "otter_assign_solution_cell"  # the same cells in dist/autograder's notebook
@@ -34,9 +35,37 @@ class Submission:
     error: str | None = None
 
 
-def student_id(name: str) -> str:
-    """A file-name-safe id from a folder or zip name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "unnamed"
+#: otter's ``grader.export`` default name, ``<notebook>_<timestamp>``: it names no student
+OTTER_EXPORT_NAME = re.compile(r"^(.+)_\d{4}_\d{2}_\d{2}T\d{2}_\d{2}_\d{2}_\d{6}$")
+#: an assignment as ``make submit`` writes it after ``__`` (``07_im2col_and_fold``)
+ASSIGNMENT_NAME = re.compile(r"^\d{2}_[A-Za-z0-9_]+$")
+
+
+def parse_entry_name(name: str) -> tuple[str, str | None, str | None]:
+    """(student id, the assignment the name gives or None, why the name is refused or None)
+    from a submission's folder or zip name: ``<id>__<assignment>`` (``make submit``), a plain
+    ``<id>``, or otter's export default ``<notebook>_<timestamp>``, which is refused: the
+    timestamp would become the student id."""
+    if OTTER_EXPORT_NAME.match(name):
+        return (student_id(name), None,
+                f"the name {name!r} is otter's export default (notebook and time), not a "
+                f"student: rename it <id>{SEPARATOR}<assignment>.zip (as `make submit "
+                "STUDENT=<id>` names it) and grade again")
+    student, _, assignment = name.rpartition(SEPARATOR)
+    if student and ASSIGNMENT_NAME.match(assignment):
+        return student_id(student), assignment, None
+    return student_id(name), None, None
+
+
+def assignment_mismatch(named: str | None, notebook: dict | None, assignment: str) -> str | None:
+    """Why a submission is not ``assignment`` (its name or its notebook says another), or
+    None. A notebook that says nothing (otter's metadata and first cell gone) is graded."""
+    found = notebook_assignment(notebook) if notebook is not None else None
+    for other, where in ((found, "notebook"), (named, "file name")):
+        if other is not None and other != assignment:
+            return (f"wrong assignment: this is notebook {other} (its {where} says so), graded "
+                    f"as {assignment}: grade it with ASSIGNMENT={other}")
+    return None
 
 
 def _parse_notebook(data: bytes, where: str) -> dict:
@@ -108,10 +137,18 @@ def _pick(names: list[str], notebook_name: str, where: str) -> str:
     return chosen[0]
 
 
-def load_submission(entry: Path, notebook_name: str) -> Submission:
-    """A submission from a folder or a zip (the zip is read in memory, never extracted)."""
-    student = student_id(entry.stem if entry.suffix == ".zip" else entry.name)
+def load_submission(entry: Path, notebook_name: str, assignment: str | None = None
+                    ) -> Submission:
+    """A submission from a folder or a zip (the zip is read in memory, never extracted).
+    ``assignment`` (default: ``notebook_name``'s stem) is what is graded: a submission of
+    another assignment is a row with its reason, not graded."""
+    assignment = assignment or Path(notebook_name).stem
+    student, named, refused = parse_entry_name(entry.stem if entry.suffix == ".zip"
+                                               else entry.name)
     submission = Submission(student, entry)
+    if refused:
+        submission.error = f"not graded: {refused}"
+        return submission
     try:
         if entry.is_symlink():
             raise ValueError(f"{entry.name} is a symbolic link")
@@ -127,17 +164,22 @@ def load_submission(entry: Path, notebook_name: str) -> Submission:
                 with archive.open(member) as handle:  # the header's size may lie
                     submission.notebook = _parse_notebook(
                         handle.read(MAX_NOTEBOOK_BYTES + 1), member)
+        mismatch = assignment_mismatch(named, submission.notebook, assignment)
+        if mismatch:
+            submission.notebook, submission.error = None, mismatch
+            return submission
     except Exception as error:  # noqa: BLE001  (RecursionError, MemoryError: still this one's)
         submission.error = f"unreadable: {type(error).__name__}: {str(error)[:300]}"
     return submission
 
 
-def load_submissions(folder: Path, notebook_name: str) -> list[Submission]:
+def load_submissions(folder: Path, notebook_name: str, assignment: str | None = None
+                     ) -> list[Submission]:
     """Every folder and zip in ``folder`` (hidden entries skipped), sorted by name. Entries
     whose names map to the same student id are each a row ``<id>__<n>``, not graded."""
     entries = [e for e in sorted(Path(folder).iterdir()) if not e.name.startswith(".")
                and (e.is_dir() or e.suffix == ".zip" or e.is_symlink())]
-    submissions = [load_submission(e, notebook_name) for e in entries]
+    submissions = [load_submission(e, notebook_name, assignment) for e in entries]
     ids = [s.student for s in submissions]
     for duplicate in sorted({i for i in ids if ids.count(i) > 1}):
         # which one is the student's cannot be told: none is graded, the others still are
@@ -216,6 +258,11 @@ def _runnable(notebook: dict, blocked: tuple[str, ...]) -> list[tuple[int, bool,
     return cells
 
 
+def cell_label(index: int) -> str:
+    """A cell as JupyterLab numbers it: every cell, markdown included, from 1 ("Cell 9/67")."""
+    return f"cell {index + 1}"
+
+
 def graded_cells(notebook: dict, blocked: tuple[str, ...] = (),
                  master: dict | None = None) -> list[tuple[str, str]]:
     """(label, source) of the cells run when grading: answer cells, ``#| export`` cells and
@@ -228,14 +275,14 @@ def graded_cells(notebook: dict, blocked: tuple[str, ...] = (),
     cells (a student's cell that defines a given name, such as an edited copy of a driver, is
     left out), then the given cells again, so that no answer cell can replace a given name."""
     if master is None:
-        return [(f"cell {i}", source) for i, _, source in _runnable(notebook, blocked)]
-    given = [(f"given cell {i}", source) for i, answer, source in _runnable(master, blocked)
+        return [(cell_label(i), source) for i, _, source in _runnable(notebook, blocked)]
+    given = [(f"given {cell_label(i)}", source) for i, answer, source in _runnable(master, blocked)
              if not answer]
     given_names = set().union(*(_defined_names(source) for _, source in given))
     student = []
     for index, answer, source in _runnable(notebook, blocked):
         if answer or not _defined_names(source) & given_names:
-            student.append((f"cell {index}", source))
+            student.append((cell_label(index), source))
     again = [(f"{label} (again: given names are the master's)", source)
              for label, source in given]
     return given + student + again
