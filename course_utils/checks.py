@@ -20,6 +20,7 @@ display names (``CHECK_COLUMNS``, ``Check.display_row``), its verdicts (``MATCH`
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -111,7 +112,7 @@ def _verdict(match: bool, why: str | None, by_construction: str | None) -> dict[
 
 
 def format_value(value: Any, decimals: int | None = None) -> str:
-    """A short, stable display string for numbers, sequences and arrays."""
+    """A short, stable display string for numbers, sequences and arrays (never summarised)."""
     if value is None:
         return "(not printed)"
     if isinstance(value, bool | str):
@@ -127,7 +128,7 @@ def format_value(value: Any, decimals: int | None = None) -> str:
     if decimals is not None:
         array = np.round(array, decimals)
     with np.printoptions(precision=decimals if decimals is not None else 8, suppress=True,
-                         floatmode="maxprec", linewidth=200):
+                         floatmode="maxprec", linewidth=200, threshold=sys.maxsize):
         return np.array2string(array, separator=", ").replace("\n", "")
 
 

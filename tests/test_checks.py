@@ -167,3 +167,7 @@ def test_ragged_print_beside_ours_and_equal_matrices_say_equal():
     assert "ragged (4, 5, 4, 4 entries) matrix (below)" in text and "4x4: shapes differ" in text
     assert "2x2: equal" in text
     assert "  (0, 0.03649574, 0.04684955, 0, 0)  |  [0., 0., 0., 0.]  <- differs" in text
+
+
+def test_large_matrix_is_printed_whole():
+    assert "..." not in checks.format_value(np.zeros((40, 40)))
