@@ -8,8 +8,9 @@ pandas': text/plain (what nbval compares) and text/html (what JupyterLab shows) 
 its cell (shape, largest |report - ours| or "equal") and printed whole below the table, the
 report's rows beside ours:
 
-    match  quantity     why not  report                computed
-    yes    conv_output           4x4 matrix (below)    4x4: equal
+    match  quantity     why not  report              computed    source
+    -----  -----------  -------  ------------------  ----------  ---------------------
+    yes    conv_output           4x4 matrix (below)  4x4: equal  Part Two, Convolution
 
     conv_output (Part Two, Convolution)
       report          |  ours
