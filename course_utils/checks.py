@@ -20,15 +20,16 @@ display names (``CHECK_COLUMNS``, ``Check.display_row``), its verdicts (``MATCH`
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from course_utils.atomic import atomic_write_json
+from course_utils.checks_view import ChecksTable
 from course_utils.paths import display_path, run_dir
 from course_utils.report import REPORT
 
@@ -41,7 +42,8 @@ DIFFER = "differ"
 #: Each verdict as the table's match column shows it.
 MATCH_COLUMN_LABELS = {MATCH: "yes", BY_CONSTRUCTION: BY_CONSTRUCTION, DIFFER: "no"}
 #: The table's columns: a row's display names, in order (see ``Check.display_row``).
-CHECK_COLUMNS = ("quantity", "source", "report", "computed", "match", "why not")
+#: The verdict first, then what is compared and why it differs, then the values.
+CHECK_COLUMNS = ("match", "quantity", "why not", "report", "computed", "source")
 #: Folder of a run where notebooks save their rows and run facts.
 RESULTS_DIR = "results"
 
@@ -75,9 +77,10 @@ class Check:
     def display_row(self) -> dict[str, str]:
         """The row under its display names (``CHECK_COLUMNS``): match is "yes", "no" or
         "by construction"; "why not" gives the reason for the last two."""
-        values = (self.quantity, self.source, self.report, self.computed,
-                  MATCH_COLUMN_LABELS[self.verdict], self.by_construction or self.why)
-        return dict(zip(CHECK_COLUMNS, values, strict=True))
+        values = {"match": MATCH_COLUMN_LABELS[self.verdict], "quantity": self.quantity,
+                  "why not": self.by_construction or self.why, "report": self.report,
+                  "computed": self.computed, "source": self.source}
+        return {name: values[name] for name in CHECK_COLUMNS}
 
     def to_json(self) -> dict[str, Any]:
         """The row's JSON form, as ``save_checks`` writes it."""
@@ -109,7 +112,7 @@ def _verdict(match: bool, why: str | None, by_construction: str | None) -> dict[
 
 
 def format_value(value: Any, decimals: int | None = None) -> str:
-    """A short, stable display string for numbers, sequences and arrays."""
+    """A short, stable display string for numbers, sequences and arrays (never summarised)."""
     if value is None:
         return "(not printed)"
     if isinstance(value, bool | str):
@@ -125,7 +128,7 @@ def format_value(value: Any, decimals: int | None = None) -> str:
     if decimals is not None:
         array = np.round(array, decimals)
     with np.printoptions(precision=decimals if decimals is not None else 8, suppress=True,
-                         floatmode="maxprec", linewidth=200):
+                         floatmode="maxprec", linewidth=200, threshold=sys.maxsize):
         return np.array2string(array, separator=", ").replace("\n", "")
 
 
@@ -184,9 +187,11 @@ def check_claim(quantity: str, source: str, report: Any, computed: Any, match: b
                  computed=format_value(computed), **_verdict(bool(match), why, by_construction))
 
 
-def checks_table(checks: Sequence[Check]) -> pd.DataFrame:
-    """The checks as a DataFrame with columns ``CHECK_COLUMNS`` (see ``Check.display_row``)."""
-    return pd.DataFrame([c.display_row() for c in checks], columns=list(CHECK_COLUMNS))
+def checks_table(checks: Sequence[Check]) -> ChecksTable:
+    """The checks as a DataFrame with columns ``CHECK_COLUMNS`` (see ``Check.display_row``),
+    one row per check; it displays every cell whole and matrices side by side
+    (``course_utils.checks_view``)."""
+    return ChecksTable([c.display_row() for c in checks], columns=list(CHECK_COLUMNS))
 
 
 def checks_path(results: Path, notebook: str) -> Path:
@@ -212,7 +217,7 @@ def save_checks(notebook: str, checks: Iterable[Check]) -> Path | None:
                              {"notebook": notebook, "checks": rows})
 
 
-def show_checks(notebook: str, checks: Sequence[Check]) -> pd.DataFrame:
+def show_checks(notebook: str, checks: Sequence[Check]) -> ChecksTable:
     """Save the rows for the runner (graded runs only) and return the table for display."""
     save_checks(notebook, checks)
     return checks_table(checks)

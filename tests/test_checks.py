@@ -1,5 +1,6 @@
 """The checks table: matching at printed precision, explained mismatches, graded-run JSON."""
 
+import html
 import json
 
 import numpy as np
@@ -54,7 +55,7 @@ def test_claim_row_and_table_columns():
     rows = [checks.check_claim("claim", "Part One", "a", "b", False, "wrong"),
             checks.check_value("epochs", 10)]
     table = checks.checks_table(rows)
-    assert list(table.columns) == ["quantity", "source", "report", "computed", "match", "why not"]
+    assert list(table.columns) == ["match", "quantity", "why not", "report", "computed", "source"]
     assert table["match"].tolist() == ["no", "yes"]
 
 
@@ -117,3 +118,56 @@ def test_malformed_row_is_an_error_naming_the_file(tmp_path):
     checks.checks_path(tmp_path, "00_demo").write_text('{"checks": [{"quantity": "x"}]}')
     with pytest.raises(ValueError, match="00_demo.checks.json: a check row lacks source"):
         checks.read_checks(tmp_path, "00_demo")
+
+
+LONG_REASON = ("deliberate: the quick preset uses lr=0.0001; our runs at the report's lr=0.01 "
+               "diverged on the built-in dataset")
+
+
+def test_table_shows_the_verdict_first_and_every_reason_whole_in_text_and_html():
+    rows = [checks.check_value("lr", 0.0001, why=LONG_REASON),
+            checks.check_value("epochs", 10)]
+    table = checks.show_checks("00_demo", rows)
+    assert table.columns[0] == "match" and list(table.columns) == list(checks.CHECK_COLUMNS)
+    text, page = repr(table), table._repr_html_()
+    assert LONG_REASON in text and html.escape(LONG_REASON) in page and "..." not in text + page
+    header, _, first, second = text.splitlines()
+    assert header.startswith("match ") and first.startswith("no ") and second.startswith("yes ")
+    assert page.index("<th ") == page.index("<th style=\"text-align: left; vertical-align: top\">"
+                                           "match</th>")
+    assert type(table.head(1)) is type(table) and LONG_REASON in repr(table.head(1))
+    assert table.loc[0, "why not"] == LONG_REASON  # still indexed like a DataFrame
+
+
+def test_matrix_row_is_summarised_in_its_cell_and_shown_side_by_side():
+    printed = np.array(report.value("updated_fc_weights"))  # 2 x 4, 8 decimals
+    ours = printed.copy()
+    ours[1, 2] += 0.01
+    table = checks.checks_table([checks.check_value("updated_fc_weights", ours, decimals=8,
+                                                    why="one entry off")])
+    assert table.loc[0, "report"] == checks.format_value(printed, 8)  # full value kept
+    text, page = repr(table), table._repr_html_()
+    assert "..." not in text + page
+    first_row = text.splitlines()[2]
+    assert "2x4 matrix (below)" in first_row and "2x4: largest |difference| 0.01" in first_row
+    block = text.split("\n\n")[1].splitlines()
+    assert block[0] == "updated_fc_weights (Part Two, Result)"
+    assert block[1].split("|")[0].strip() == "report" and block[1].split("|")[1].strip() == "ours"
+    left, right = (side.strip() for side in block[3].split("|"))
+    assert left.startswith("[ 0.06325175") and right.endswith("<- differs")
+    assert not block[2].endswith("<- differs")
+    assert "<pre>updated_fc_weights (Part Two, Result)" in page
+
+
+def test_ragged_print_beside_ours_and_equal_matrices_say_equal():
+    ragged = checks.check_value("maxpool_delta_as_printed", np.zeros((4, 4)), why="garbled")
+    equal = checks.check_value("sigmoid_output", np.array(report.value("sigmoid_output")),
+                               decimals=2)
+    text = repr(checks.checks_table([ragged, equal]))
+    assert "ragged (4, 5, 4, 4 entries) matrix (below)" in text and "4x4: shapes differ" in text
+    assert "2x2: equal" in text
+    assert "  (0, 0.03649574, 0.04684955, 0, 0)  |  [0., 0., 0., 0.]  <- differs" in text
+
+
+def test_large_matrix_is_printed_whole():
+    assert "..." not in checks.format_value(np.zeros((40, 40)))

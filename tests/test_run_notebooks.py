@@ -303,10 +303,10 @@ def test_summary_md_and_csv_from_rows(tmp_path: Path) -> None:
     assert md.startswith("# Run `graded`\n\nParameters: `epochs=2`\n")
     assert ("2 notebooks: 1 ok, 1 failed. 3 checks: 1 match, 1 by construction, 1 differ "
             "(0 unexplained).") in md
-    assert "| 01_a | a built claim | Part One | 4 | 4 | by construction | drawn so |" in md
+    assert "| 01_a | by construction | a built claim | drawn so | 4 | 4 | Part One |" in md
     assert "| 01_a | ok | 1.2 | cuda | epochs=2 |  |" in md
     assert "| 02_b | failed | 0.5 | - |  | cell 4 (In [5]): ValueError: bad \\| input |" in md
-    assert "| 01_a | a wrong claim | Part Two | 2 | 3 | no | typo in the report |" in md
+    assert "| 01_a | no | a wrong claim | typo in the report | 2 | 3 | Part Two |" in md
 
 
 # ---- --list-parameters ---------------------------------------------------------------------
