@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from course_utils.atomic import atomic_write_bytes
-from course_utils.part_two.chain_rule import ACTIVATION_NAMES, Network
+from course_utils.part_two.chain_rule import ACTIVATION_NAMES, Activation
 from course_utils.part_two.chain_rule_descent import Step, history_frame
 from course_utils.paths import figures_dir
 
@@ -289,11 +289,14 @@ def plot_end_to_end_vs_model(model_only: Sequence[dict], warm: Sequence[dict],
 # ---------------------------------------------------------------------------------------------
 
 
-def plot_activations(net: Network, z_min: float = -4.0, z_max: float = 4.0) -> plt.Figure:
-    """Each activation of ``net`` (top row) and its derivative (bottom row) on [z_min, z_max]."""
+def plot_activations(activation_functions: dict[str, tuple[Callable, Callable]],
+                     z_min: float = -4.0, z_max: float = 4.0) -> plt.Figure:
+    """Each activation of notebook 05's ``{name: (value, derivative)}`` (top row) and its
+    derivative (bottom row) on [z_min, z_max]."""
     z = np.linspace(z_min, z_max, 401)
-    fig, axes = plt.subplots(2, len(ACTIVATION_NAMES), figsize=(9, 4.5), sharex=True)
-    for column, act in enumerate(net.activation(name) for name in ACTIVATION_NAMES):
+    acts = [Activation(name, *activation_functions[name]) for name in ACTIVATION_NAMES]
+    fig, axes = plt.subplots(2, len(acts), figsize=(9, 4.5), sharex=True)
+    for column, act in enumerate(acts):
         axes[0, column].plot(z, [act.value(v) for v in z])
         axes[0, column].set_title(act.name)
         axes[1, column].plot(z, [act.derivative(v) for v in z], color="tab:orange")
