@@ -6,6 +6,15 @@ that proves nothing, because the computed side was built from the report's numbe
 built-in dataset is drawn at the report's resolution, a layer size was solved from the
 report's parameter total), is labelled "by construction" with the reason, not "yes".
 
+One rule for every notebook, enforced here rather than left to each call: for a report key this
+project builds from the report's own value (``BUILT_FROM_REPORT``: Table 1's channels, the
+loss and optimizer, the built-in dataset's class count...), and for a computed value that *is*
+the report's value object, an agreeing ``check_value`` is labelled "by construction" even when
+the caller gives no reason (the registry's reason is shown). A caller that really computed the
+value without the report (another dataset that happens to have 6 classes) says so with
+``independent=``. tests/test_checks_labels.py holds every notebook's source and saved rows to
+the rule.
+
     rows = [check_value("params_1_channel", count_parameters(model))]
     show_checks("02_model_and_parameters", rows)   # displays the table, saves JSON in graded runs
 
@@ -47,6 +56,25 @@ CHECK_COLUMNS = ("match", "quantity", "why not", "report", "computed", "source")
 #: Folder of a run where notebooks save their rows and run facts.
 RESULTS_DIR = "results"
 
+#: Report keys whose computed side this project builds from the report's own value, and how.
+#: An agreement on one of these proves nothing unless the caller says why it is independent.
+_FITTED = "ReportCNN's kernel sizes and fc1 size were solved from the report's parameter counts"
+_AS_STATED = "set up with the report's value"
+BUILT_FROM_REPORT: dict[str, str] = {
+    "total_feature_maps": "ReportCNN's conv channels were written from Table 1 (128 x 3 + 96 x 4)",
+    "table1": "ReportCNN's layers and channels were written from Table 1",
+    "num_classes": "the built-in dataset and ReportCNN's default fc2 were made with the "
+                   "report's class count",
+    "params_1_channel": _FITTED, "params_3_channel": _FITTED, "params_total_q4": _FITTED,
+    "image_width": "the built-in generator draws the report's resolution",
+    "image_height": "the built-in generator draws the report's resolution",
+    "resize_to": "the image size was set to the report's value",
+    "epochs": "the epoch count was set to the report's value",
+    "fps_test_images": "the test split was generated with the report's image count",
+    "loss": _AS_STATED, "optimizer": _AS_STATED, "lr": _AS_STATED,
+    "weight_decay": _AS_STATED,
+}
+
 
 @dataclass(frozen=True)
 class Check:
@@ -56,7 +84,9 @@ class Check:
     values as display strings; match: whether they agree at the report's printed precision;
     why: for a mismatch, the reason ("" for a plain match; "by construction: <reason>" for a
     match by construction, so readers of ``match`` and ``why`` alone still see it);
-    by_construction: for a match that holds by construction, the reason ("" otherwise).
+    by_construction: for a match that holds by construction, the reason ("" otherwise);
+    key: the report key compared (``check_value`` rows; "" for claims); independent: for a
+    plain match of a key in ``BUILT_FROM_REPORT``, why it was computed without the report.
     """
 
     quantity: str
@@ -66,6 +96,8 @@ class Check:
     match: bool
     why: str = ""
     by_construction: str = ""
+    key: str = ""
+    independent: str = ""
 
     @property
     def verdict(self) -> str:
@@ -98,7 +130,38 @@ class Check:
         return cls(quantity=str(fields["quantity"]), source=str(fields["source"]),
                    report=str(fields["report"]), computed=str(fields["computed"]),
                    match=bool(fields["match"]), why=str(fields.get("why", "")),
-                   by_construction=str(fields.get("by_construction", "")))
+                   by_construction=str(fields.get("by_construction", "")),
+                   key=str(fields.get("key", "")),
+                   independent=str(fields.get("independent", "")))
+
+    def label_problem(self) -> str:
+        """Why this row breaks the label rule ("" when it does not): a plain match of a key this
+        project builds from the report (``BUILT_FROM_REPORT``) with no ``independent`` reason, a
+        by-construction row without its reason, or a reason on a plain match."""
+        if self.verdict == MATCH and self.key in BUILT_FROM_REPORT and not self.independent:
+            return (f"{self.quantity!r} is labelled a plain match, but {self.key!r} is built "
+                    f"from the report ({BUILT_FROM_REPORT[self.key]}); pass by_construction= "
+                    "or, if it was computed without the report, independent=")
+        if self.verdict == BY_CONSTRUCTION and not self.why.startswith(BY_CONSTRUCTION):
+            return f"{self.quantity!r} is by construction but its why does not say so"
+        if self.verdict == MATCH and self.why:
+            return f"{self.quantity!r} is a plain match with a reason {self.why!r}"
+        return ""
+
+
+def label_problems(checks: Iterable[Check]) -> list[str]:
+    """``Check.label_problem`` of every row that has one (see ``BUILT_FROM_REPORT``)."""
+    return [problem for problem in (c.label_problem() for c in checks) if problem]
+
+
+def _is_report_object(computed: Any, printed: Any) -> bool:
+    """True when ``computed`` is the report's value object itself (not a copy or a recount).
+
+    Ints, bools and strings are left out: Python shares small ints and interned strings, so
+    their identity says nothing about where they came from."""
+    if printed is None or isinstance(printed, bool | int | str):
+        return False
+    return computed is printed
 
 
 def _verdict(match: bool, why: str | None, by_construction: str | None) -> dict[str, Any]:
@@ -158,21 +221,32 @@ def values_match(report: Any, computed: Any, *, decimals: int | None = None,
 
 def check_value(key: str, computed: Any, *, decimals: int | None = None, rtol: float = 0.0,
                 atol: float = 0.0, why: str | None = None, quantity: str | None = None,
-                by_construction: str | None = None) -> Check:
+                by_construction: str | None = None, independent: str | None = None) -> Check:
     """Compare ``computed`` with the report's value ``key`` (see ``course_utils.report``).
 
     why: the reason to show if they differ (a known error in the report, another dataset...);
     a difference with no reason is flagged as "unexplained difference".
     by_construction: if ``computed`` was made from the report's value (so agreeing proves
     nothing), why; a match is then shown as "by construction" (a difference stays a "no").
+    Without it, a match is still "by construction" when ``key`` is in ``BUILT_FROM_REPORT``
+    (with the registry's reason) or ``computed`` is the report's value object itself.
+    independent: for a key in ``BUILT_FROM_REPORT``, why this value was computed without the
+    report's (another dataset): the match then stays a plain "yes".
     """
     entry = REPORT[key]
     match = values_match(entry.value, computed, decimals=decimals, rtol=rtol, atol=atol)
+    if not by_construction and not independent:
+        if _is_report_object(computed, entry.value):
+            by_construction = "the computed value is the report's own value"
+        else:
+            by_construction = BUILT_FROM_REPORT.get(key)
     return Check(
         quantity=quantity or key,
         source=entry.source,
         report=format_value(entry.value, decimals),
         computed=format_value(computed, decimals),
+        key=key,
+        independent=(independent or "") if match and not by_construction else "",
         **_verdict(match, why, by_construction),
     )
 
@@ -181,8 +255,11 @@ def check_claim(quantity: str, source: str, report: Any, computed: Any, match: b
                 why: str | None = None, by_construction: str | None = None) -> Check:
     """A row for a claim the report makes in words (e.g. "the first conv layer triples").
 
-    why, by_construction: as for ``check_value``.
+    why, by_construction: as for ``check_value``; a match whose ``computed`` is the ``report``
+    object itself is "by construction" even without a reason.
     """
+    if not by_construction and _is_report_object(computed, report):
+        by_construction = "the computed value is the report's own value"
     return Check(quantity=quantity, source=source, report=format_value(report),
                  computed=format_value(computed), **_verdict(bool(match), why, by_construction))
 

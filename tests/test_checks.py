@@ -11,7 +11,7 @@ from course_utils.paths import RUN_DIR_ENV
 
 
 def test_integer_value_matches_exactly():
-    row = checks.check_value("params_1_channel", 36_492_550)
+    row = checks.check_value("params_1_channel", 36_492_550, independent="counted afresh")
     assert row.match and row.why == "" and row.report == "36,492,550"
 
 
@@ -53,14 +53,14 @@ def test_missing_report_value_never_matches():
 
 def test_claim_row_and_table_columns():
     rows = [checks.check_claim("claim", "Part One", "a", "b", False, "wrong"),
-            checks.check_value("epochs", 10)]
+            checks.check_value("im2col_example_rows", 9)]
     table = checks.checks_table(rows)
     assert list(table.columns) == ["match", "quantity", "why not", "report", "computed", "source"]
     assert table["match"].tolist() == ["no", "yes"]
 
 
 def test_save_checks_writes_json_only_in_graded_runs(tmp_path, monkeypatch):
-    rows = [checks.check_value("epochs", 10)]
+    rows = [checks.check_value("im2col_example_rows", 9)]
     monkeypatch.delenv(RUN_DIR_ENV, raising=False)
     assert checks.save_checks("00_demo", rows) is None
     monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
@@ -86,7 +86,7 @@ def test_match_by_construction_is_labelled_with_its_reason_and_kept_in_json(tmp_
     assert row.match and row.by_construction == "the generator draws 800"
     assert row.why == "by construction: the generator draws 800"  # seen by match/why readers
     claim = checks.check_claim("c", "Part One", 1, 1, True, by_construction="solved from it")
-    table = checks.checks_table([row, claim, checks.check_value("epochs", 10)])
+    table = checks.checks_table([row, claim, checks.check_value("im2col_example_rows", 9)])
     assert table["match"].tolist() == [checks.BY_CONSTRUCTION, checks.BY_CONSTRUCTION, "yes"]
     assert table["why not"].tolist() == ["the generator draws 800", "solved from it", ""]
     monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
@@ -102,7 +102,7 @@ def test_by_construction_never_hides_a_difference():
 
 
 def test_row_json_round_trip_and_reading_back(tmp_path, monkeypatch):
-    rows = [checks.check_value("epochs", 10),
+    rows = [checks.check_value("im2col_example_rows", 9),
             checks.check_value("fps", 12.0),
             checks.check_value("image_width", 800, by_construction="the generator draws 800")]
     assert [r.verdict for r in rows] == [checks.MATCH, checks.DIFFER, checks.BY_CONSTRUCTION]
@@ -126,7 +126,7 @@ LONG_REASON = ("deliberate: the quick preset uses lr=0.0001; our runs at the rep
 
 def test_table_shows_the_verdict_first_and_every_reason_whole_in_text_and_html():
     rows = [checks.check_value("lr", 0.0001, why=LONG_REASON),
-            checks.check_value("epochs", 10)]
+            checks.check_value("im2col_example_rows", 9)]
     table = checks.show_checks("00_demo", rows)
     assert table.columns[0] == "match" and list(table.columns) == list(checks.CHECK_COLUMNS)
     text, page = repr(table), table._repr_html_()
