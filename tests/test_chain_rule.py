@@ -298,6 +298,30 @@ def test_descent_check_reports_a_stuck_dead_unit():
     assert not row.match and "dead ReLU" in row.why
 
 
+
+def test_descent_check_is_no_when_the_unit_dies_although_e_ends_lower():
+    # relu / sigmoid, lr 5: the hidden ReLU dies after two steps; E ends below its start,
+    # but stays frozen for the last 48 steps. end < start alone would say "yes".
+    history = gradient_descent(1.0, 0.5, 0.3, 0.4, 0.3, 0.9, "relu", "sigmoid", lr=5.0,
+                               steps=50)
+    assert history[-1].E < history[0].E
+    verdict = chain_rule_descent.descent_verdict(history)
+    assert not verdict.falls and verdict.stalled_at == 2 and verdict.steps == 50
+    assert "stalled after step 2" in verdict.reason and "last 48 of 50 steps" in verdict.reason
+    row = descent_check(history, 5.0)
+    assert not row.match and row.why == verdict.reason
+    assert row.computed.endswith("lower at 2 of them; stalled after step 2")
+
+
+def test_descent_verdict_counts_the_steps_that_lowered_e():
+    alive = gradient_descent(1.0, 0.5, 0.8, 0.4, 0.3, 0.9, "tanh", "sigmoid", lr=2.0, steps=20)
+    verdict = chain_rule_descent.descent_verdict(alive)
+    assert verdict.falls and verdict.improved == 20 and verdict.reason == "E fell at 20 of 20 steps"
+    # reaching E = 0 exactly and staying there is minimised, not stalled
+    solved = gradient_descent(1.0, 0.5, 0.5, 0.4, 0.3, 2.0, "relu", "sigmoid", lr=5.0, steps=10)
+    assert solved[-1].E == 0.0 and chain_rule_descent.descent_verdict(solved).falls
+    assert not chain_rule_descent.descent_verdict(alive[:1]).falls  # no step, no claim
+
 def test_initial_weights_fill_only_the_missing_ones():
     assert initial_weights(0.1, 0.2, 0.3, seed=0) == (0.1, 0.2, 0.3)
     drawn = initial_weights(None, 0.2, None, seed=0)

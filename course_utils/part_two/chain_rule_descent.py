@@ -2,7 +2,8 @@
 
 ``gradient_descent`` applies w <- w - lr dE/dw with every gradient taken at the old weights;
 ``report_order_update`` shows what goes wrong when the report's three update lines are run in
-order instead; ``dead_units`` names the ReLU neurons that pass back no gradient.
+order instead; ``dead_units`` names the ReLU neurons that pass back no gradient;
+``descent_verdict`` says whether E really fell under the updates, or stalled.
 """
 
 from __future__ import annotations
@@ -92,3 +93,52 @@ def history_frame(history: list[Step]) -> pd.DataFrame:
     """The descent history as a table, one row per step."""
     frame = pd.DataFrame([vars(s) for s in history]).set_index("step")
     return frame + 0.0  # turns -0.0 (e.g. (y - t) * 0 with y < t) into 0.0 for display
+
+
+@dataclass(frozen=True)
+class DescentVerdict:
+    """Whether repeated updates lowered E, judged on every step, not only on the two ends.
+
+    falls: E ends lower, went down (or stayed at exactly 0) at most steps, and never stalled;
+    steps: updates made; improved: how many of them lowered E (or kept it at exactly 0);
+    stalled_at: the first step from which every gradient is exactly 0 while E > 0 (a dead
+    ReLU unit: the weights can never move again), None if that never happens before the end;
+    reason: one sentence saying which, with the numbers.
+    """
+
+    falls: bool
+    steps: int
+    improved: int
+    stalled_at: int | None
+    reason: str
+
+
+def descent_verdict(history: list[Step]) -> DescentVerdict:
+    """Judge a ``gradient_descent`` history: did E fall under the repeated updates?"""
+    steps = len(history) - 1
+    start, end = history[0].E, history[-1].E
+    improved = sum(after.E < before.E or after.E == before.E == 0.0
+                   for before, after in zip(history[:-1], history[1:], strict=True))
+    stalled_at = None
+    for row in reversed(history[:-1]):  # the last row's gradients are never applied
+        if row.dE_dw1 == row.dE_dw2 == row.dE_dw3 == 0.0 and row.E > 0.0:
+            stalled_at = row.step
+        else:
+            break
+    if steps == 0:
+        return DescentVerdict(False, 0, 0, None, "no update was made (steps = 0)")
+    if stalled_at is not None:
+        reason = (f"stalled after step {stalled_at}: every gradient is exactly 0 from there on "
+                  f"(a dead ReLU unit), so E stayed at {history[stalled_at].E:.6f} for the last "
+                  f"{steps - stalled_at} of {steps} steps")
+        return DescentVerdict(False, steps, improved, stalled_at, reason)
+    falls = end < start and 2 * improved > steps
+    if falls:
+        reason = f"E fell at {improved} of {steps} steps"
+    elif end >= start:
+        reason = (f"E did not fall ({start:.6f} -> {end:.6f}; it fell at {improved} of {steps} "
+                  "steps): the learning rate is too large for this example")
+    else:
+        reason = (f"E fell at only {improved} of {steps} steps and rose at the others: the "
+                  "learning rate is too large for this example")
+    return DescentVerdict(falls, steps, improved, None, reason)
