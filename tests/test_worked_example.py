@@ -153,3 +153,36 @@ def test_plot_functions_return_figures_with_the_expected_axes(
     finally:
         plt.close(image)
         plt.close(maps)
+
+
+def test_the_recovery_records_every_print_it_reads() -> None:
+    reads = recovery.printed_reads()
+    assert set(reads) == {"fc_delta_biases", "updated_fc_biases", "updated_fc_weights",
+                          "fc_delta_weights", "sigmoid_delta", "conv_output",
+                          "conv_delta_input_as_printed", "updated_kernel"}
+    assert "X[2,3]" in reads["conv_output"] and "rows 1-4" in reads["conv_delta_input_as_printed"]
+    assert we_checks.independent_prints(reads) == [
+        "sigmoid_output", "fc_delta_input", "maxpool_delta_as_printed",
+        "conv_delta_input_as_printed, row 5"]
+    # a print the recovery did not read would be independent evidence
+    fewer = {k: v for k, v in reads.items() if k != "sigmoid_delta"}
+    assert "sigmoid_delta" in we_checks.independent_prints(fewer)
+
+
+def test_rows_of_prints_the_recovery_read_are_by_construction(
+        inputs: we.Inputs, results: dict[str, np.ndarray]) -> None:
+    reads = recovery.printed_reads()
+    rows = {row.quantity: row for row in we_checks.report_checks(results, inputs, reads)}
+    assert rows["conv_output"].verdict == "by construction"
+    assert rows["sigmoid_delta"].verdict == "by construction"
+    assert rows["fc_delta_input"].verdict == "match"  # never read, computed from other prints
+
+
+def test_too_small_a_search_bound_names_the_smallest_that_works() -> None:
+    assert recovery.smallest_search_bound() == pytest.approx(0.88)
+    problem = recovery.search_bound_problem(recovery.window_search(0.5), 0.5)
+    assert problem.startswith("search_bound = 0.5: the pixel search found 0 solutions")
+    assert "-p search_bound 0.88" in problem
+    assert recovery.search_bound_problem(recovery.window_search(0.88), 0.88) == ""
+    with pytest.raises(ValueError, match="search_bound 0.88"):
+        recovery.recover_inputs(bound=0.5)

@@ -4,6 +4,8 @@ the 11 free image entries change, and the rows of notebook 06's "Checks against 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -17,9 +19,14 @@ from course_utils.part_two.worked_example import (
 )
 from course_utils.part_two.worked_example_recovery import (
     feasible_values,
+    printed_reads,
     recover_kernel_gradient,
 )
-from course_utils.report import value
+from course_utils.report import REPORT, value
+
+#: The worked example's prints (every key printed under Part Two's convolution and result).
+WORKED_EXAMPLE_PRINTS = [key for key, entry in REPORT.items()
+                         if entry.source in ("Part Two, Convolution", "Part Two, Result")]
 
 #: Keys of the printed results and the decimals the report prints them with.
 PRINTED_DECIMALS = {
@@ -29,9 +36,10 @@ PRINTED_DECIMALS = {
 }
 
 
-#: The prints that section 2 of notebook 06 recovered the inputs from, and what each gave: their
-#: agreement is partly by construction. The others (conv output, sigmoid delta, FC delta input)
-#: and the conv delta input's last row are independent evidence.
+#: Rows whose computed side section 2 of notebook 06 built from a print, and how: their agreement
+#: is partly by construction. Every other print the recovery read (``printed_reads``) is labelled
+#: by construction too; only the prints it never read are independent evidence
+#: (``independent_prints``).
 USED_FOR_RECOVERY = {
     "sigmoid_output": "the sigmoid outputs were recovered from the FC delta weights",
     "fc_delta_weights": "used to recover the sigmoid outputs and W",
@@ -144,13 +152,45 @@ def _rounded_equal(printed: object, ours: np.ndarray) -> bool:
                                                             atol=1e-12))
 
 
-def report_checks(results: dict[str, np.ndarray], inputs: Inputs) -> list[Check]:
+def independent_prints(reads: dict[str, str]) -> list[str]:
+    """The worked example's prints (or rows of them) the recovery never read, from
+    ``printed_reads``: a print read only as "rows 1-n" leaves its later rows; a heading with
+    no matrix (the conv delta kernel) is no evidence and is left out."""
+    unread = []
+    for key in WORKED_EXAMPLE_PRINTS:
+        printed = value(key)
+        if printed is None:
+            continue
+        if key not in reads:
+            unread.append(key)
+            continue
+        rows = re.search(r"rows 1-(\d+)", reads[key])
+        if rows and int(rows.group(1)) < len(printed):
+            first, last = int(rows.group(1)) + 1, len(printed)
+            unread.append(f"{key}, row {first}" if first == last else
+                          f"{key}, rows {first}-{last}")
+    return unread
+
+
+def _read_reason(key: str, reads: dict[str, str]) -> str | None:
+    """The by-construction reason of a printed result's row (None: the recovery never read
+    it and built nothing from it)."""
+    if key in USED_FOR_RECOVERY:
+        return USED_FOR_RECOVERY[key]
+    return f"the recovery read this print ({reads[key]})" if key in reads else None
+
+
+def report_checks(results: dict[str, np.ndarray], inputs: Inputs,
+                  reads: dict[str, str] | None = None) -> list[Check]:
     """Rows of the "Checks against the report" table for the worked example.
 
-    results: from ``forward_backward``. Every printed matrix is compared at its printed
-    decimals; the two garbled prints are compared row by row, and their rows are explained.
+    results: from ``forward_backward``; reads: ``printed_reads()`` (computed when None). Every
+    printed matrix is compared at its printed decimals; a print the recovery read, or built
+    the compared value from, is labelled by construction; the two garbled prints are compared
+    row by row, and their rows are explained.
     """
-    rows = [check_value(key, results[key], decimals=d, by_construction=USED_FOR_RECOVERY.get(key))
+    reads = printed_reads() if reads is None else reads
+    rows = [check_value(key, results[key], decimals=d, by_construction=_read_reason(key, reads))
             for key, d in PRINTED_DECIMALS.items()]
 
     pool_printed = value("maxpool_delta_as_printed")

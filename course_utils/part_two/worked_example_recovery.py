@@ -19,7 +19,11 @@ the report's print precision, which is what makes the search possible.
 The other 11 image entries only ever appear in the rounded (2-decimal) conv output, so the
 report bounds them without fixing them: for those we use the values of the public copy of this
 exercise (``worked_example.PUBLIC_COPY_X``). ``worked_example_checks.sweep_free_entries``
-shows that no printed number depends on that choice.
+shows that, within those bounds, no printed gradient or updated weight depends on that choice.
+
+Every print the recovery reads goes through ``_printed``, which records it: ``printed_reads``
+runs the whole recovery and returns what it read (and which part), so notebook 06 can list the
+prints the recovery never read, the independent evidence, from the code rather than by hand.
 """
 
 from __future__ import annotations
@@ -36,17 +40,30 @@ from course_utils.part_two.worked_example import (
     Inputs,
     on_grid,
 )
-from course_utils.part_two.worked_example_search import recover_window_entries
+from course_utils.part_two.worked_example_search import EntrySearch, recover_window_entries
 from course_utils.report import value
 
+#: The documented range of the pixel search: 0 < search_bound <= LARGEST_SEARCH_BOUND.
+LARGEST_SEARCH_BOUND = 5.0
+#: Printed quantities read since the last ``printed_reads`` (key -> what each read was for).
+_READS: dict[str, list[str]] = {}
 
-def _array(key: str) -> np.ndarray:
-    return np.array(value(key), dtype=float)
+
+def _printed(key: str, use: str) -> object:
+    """The report's print ``key``, recorded as read for ``use`` (see ``printed_reads``)."""
+    uses = _READS.setdefault(key, [])
+    if use not in uses:
+        uses.append(use)
+    return value(key)
+
+
+def _array(key: str, use: str) -> np.ndarray:
+    return np.array(_printed(key, use), dtype=float)
 
 
 def recover_upstream_gradient() -> np.ndarray:
     """dL/dz (2,): equal to the printed FC delta biases, since z = W a + b gives dz/db = 1."""
-    return _array("fc_delta_biases")
+    return _array("fc_delta_biases", "as dL/dz")
 
 
 def recover_lr_and_bias() -> tuple[float, np.ndarray]:
@@ -55,7 +72,7 @@ def recover_lr_and_bias() -> tuple[float, np.ndarray]:
     Two equations ``c - lr * g_i = u_i`` in two unknowns (c, lr); their solution (b = 0) is
     checked, not assumed.
     """
-    g, u = recover_upstream_gradient(), _array("updated_fc_biases")
+    g, u = recover_upstream_gradient(), _array("updated_fc_biases", "for lr and b")
     lr = (u[1] - u[0]) / (g[0] - g[1])
     c = u[0] + lr * g[0]
     return float(lr), np.full(2, c)
@@ -63,12 +80,13 @@ def recover_lr_and_bias() -> tuple[float, np.ndarray]:
 
 def recover_fc_weights(lr: float) -> np.ndarray:
     """W (2, 4) = updated W + lr * dL/dW: the SGD step undone."""
-    return _array("updated_fc_weights") + lr * _array("fc_delta_weights")
+    return _array("updated_fc_weights", "for W") + lr * _array("fc_delta_weights", "for W")
 
 
 def recover_sigmoid_outputs() -> np.ndarray:
     """a (2, 4): each row of dL/dW = dL/dz a^T divided by its dL/dz (two estimates of a)."""
-    return _array("fc_delta_weights") / recover_upstream_gradient()[:, None]
+    return (_array("fc_delta_weights", "for the sigmoid outputs")
+            / recover_upstream_gradient()[:, None])
 
 
 def recover_pooled_maxima(a: np.ndarray) -> np.ndarray:
@@ -78,7 +96,7 @@ def recover_pooled_maxima(a: np.ndarray) -> np.ndarray:
 
 def recover_winners() -> list[tuple[int, int]]:
     """Position of the maximum of each 2x2 window of the printed 4x4 conv output (row-major)."""
-    conv = _array("conv_output")
+    conv = _array("conv_output", "which entry wins each pooling window")
     winners = []
     for top in range(0, conv.shape[0], POOL):
         for left in range(0, conv.shape[1], POOL):
@@ -118,8 +136,9 @@ def recover_kernel(rows: int = 4) -> tuple[np.ndarray, float]:
     The last printed row is short (garbled), hence only the first four rows by default.
     Returns K and the largest residual of the fit.
     """
-    delta = maxpool_delta(_array("sigmoid_delta"), recover_winners())
-    printed = np.array(value("conv_delta_input_as_printed")[:rows], dtype=float)
+    delta = maxpool_delta(_array("sigmoid_delta", "to fit the kernel"), recover_winners())
+    printed = _printed("conv_delta_input_as_printed", f"rows 1-{rows}, to fit the kernel")
+    printed = np.array(printed[:rows], dtype=float)
     columns = []
     for index in range(4):
         unit = np.zeros(4)
@@ -132,7 +151,7 @@ def recover_kernel(rows: int = 4) -> tuple[np.ndarray, float]:
 
 def recover_kernel_gradient(kernel: np.ndarray, lr: float) -> np.ndarray:
     """dL/dK (2, 2) = (K - updated K) / lr: the SGD step undone."""
-    return (kernel - _array("updated_kernel")) / lr
+    return (kernel - _array("updated_kernel", "for dL/dK")) / lr
 
 
 def winner_margins() -> np.ndarray:
@@ -141,7 +160,7 @@ def winner_margins() -> np.ndarray:
 
     All positive means every image consistent with the printed output has the same winners.
     """
-    conv = _array("conv_output")
+    conv = _array("conv_output", "the winners' margins")
     margins = []
     for top in range(0, conv.shape[0], POOL):
         for left in range(0, conv.shape[1], POOL):
@@ -152,7 +171,7 @@ def winner_margins() -> np.ndarray:
 
 def conv_output_fits(conv: np.ndarray) -> np.ndarray:
     """(4, 4) bool: where the conv output rounds to the printed value (edges count as fits)."""
-    return np.abs(conv - _array("conv_output")) <= 0.005 + 1e-9
+    return np.abs(conv - _array("conv_output", "its rounding, to fix X[2,3]")) <= 0.005 + 1e-9
 
 
 def feasible_values(inputs: Inputs, position: tuple[int, int],
@@ -174,25 +193,60 @@ def feasible_values(inputs: Inputs, position: tuple[int, int],
     return np.array(fits)
 
 
-def recover_inputs(bound: float = 3.0) -> Inputs:
-    """Every input, recovered from the report's printed numbers (the steps of notebook 06).
-
-    bound: the search range of the image entries (hundredths in [-bound, bound]).
-    Raises RuntimeError if the image entries are not unique on that grid.
-    """
+def window_search(bound: float = 3.0) -> EntrySearch:
+    """The pixel search of notebook 06 on hundredths in [-bound, bound], from the inputs
+    recovered before it (kernel, pooled maxima, sigmoid delta at the winners, dL/dK)."""
     upstream = recover_upstream_gradient()
-    lr, fc_bias = recover_lr_and_bias()
+    lr, _ = recover_lr_and_bias()
     fc_weights = on_grid(recover_fc_weights(lr))
     kernel = on_grid(recover_kernel()[0])
     maxima = np.round(recover_pooled_maxima(recover_sigmoid_outputs()[0]), 4)
     a = 1.0 / (1.0 + np.exp(-maxima))
     delta = (fc_weights.T @ upstream) * a * (1.0 - a)  # the sigmoid delta at each winner
-    winners = recover_winners()
-    search = recover_window_entries(kernel, maxima, delta,
-                                    recover_kernel_gradient(kernel, lr), winners, bound)
+    return recover_window_entries(kernel, maxima, delta, recover_kernel_gradient(kernel, lr),
+                                  recover_winners(), bound)
+
+
+def smallest_search_bound(largest: float = LARGEST_SEARCH_BOUND) -> float | None:
+    """The smallest search bound (in hundredths) with exactly one solution, or None if there is
+    none up to ``largest``: the largest |pixel| the search finds on [-largest, largest], checked
+    by searching again at that bound."""
+    found = window_search(largest)
+    if found.solutions != 1:
+        return None
+    smallest = max(abs(v) for v in found.entries.values())
+    return smallest if window_search(smallest).solutions == 1 else None
+
+
+def search_bound_problem(search: EntrySearch, bound: float) -> str:
+    """Why the pixel search on [-bound, bound] cannot go on ("" when it found one solution):
+    a message naming ``search_bound`` and the smallest bound that works (computed)."""
+    if search.solutions == 1:
+        return ""
+    smallest = smallest_search_bound()
+    fix = (f"no bound up to {LARGEST_SEARCH_BOUND:g} gives exactly one" if smallest is None else
+           f"the smallest bound with exactly one solution is {smallest:g} (the pixels it "
+           f"finds reach {smallest:g} in size): rerun with -p search_bound {smallest:g} or "
+           f"more, up to {LARGEST_SEARCH_BOUND:g}")
+    return (f"search_bound = {bound:g}: the pixel search found {search.solutions} solutions "
+            f"on the hundredths in [-{bound:g}, {bound:g}], so the image is not recovered; "
+            f"{fix}")
+
+
+def recover_inputs(bound: float = 3.0) -> Inputs:
+    """Every input, recovered from the report's printed numbers (the steps of notebook 06).
+
+    bound: the search range of the image entries (hundredths in [-bound, bound]).
+    Raises ValueError naming the bound (and the smallest that works) if the image entries are
+    not unique on that grid.
+    """
+    upstream = recover_upstream_gradient()
+    lr, fc_bias = recover_lr_and_bias()
+    fc_weights = on_grid(recover_fc_weights(lr))
+    kernel = on_grid(recover_kernel()[0])
+    search = window_search(bound)
     if search.solutions != 1:
-        raise RuntimeError(f"the image entries are not unique on the grid [-{bound}, {bound}]: "
-                           f"{search.solutions} solutions; try another bound")
+        raise ValueError(search_bound_problem(search, bound))
     x = np.full((5, 5), np.nan)
     for position in FREE_ENTRIES:
         x[position] = PUBLIC_COPY_X[position]
@@ -207,6 +261,15 @@ def recover_inputs(bound: float = 3.0) -> Inputs:
                                f"{len(values)} values fit")
         x[position] = values[0]
     return inputs
+
+
+def printed_reads(bound: float = 1.0) -> dict[str, str]:
+    """Every printed quantity ``recover_inputs(bound)`` reads, and what for ({report key:
+    uses}), recorded as the recovery runs (``_printed``). Any bound that recovers the image
+    reads the same prints; the default is a fast one."""
+    _READS.clear()
+    recover_inputs(bound)
+    return {key: "; ".join(uses) for key, uses in _READS.items()}
 
 
 def entry_kinds(search_entries: Collection[tuple[int, int]]) -> np.ndarray:
