@@ -163,7 +163,7 @@ def test_the_recovery_records_every_print_it_reads() -> None:
     assert "X[2,3]" in reads["conv_output"] and "rows 1-4" in reads["conv_delta_input_as_printed"]
     assert we_checks.independent_prints(reads) == [
         "sigmoid_output", "fc_delta_input", "maxpool_delta_as_printed",
-        "conv_delta_input_as_printed, row 5"]
+        "conv_delta_input_as_printed (row 5)"]
     # a print the recovery did not read would be independent evidence
     fewer = {k: v for k, v in reads.items() if k != "sigmoid_delta"}
     assert "sigmoid_delta" in we_checks.independent_prints(fewer)

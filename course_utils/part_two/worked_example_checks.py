@@ -167,8 +167,8 @@ def independent_prints(reads: dict[str, str]) -> list[str]:
         rows = re.search(r"rows 1-(\d+)", reads[key])
         if rows and int(rows.group(1)) < len(printed):
             first, last = int(rows.group(1)) + 1, len(printed)
-            unread.append(f"{key}, row {first}" if first == last else
-                          f"{key}, rows {first}-{last}")
+            unread.append(f"{key} (row {first})" if first == last else
+                          f"{key} (rows {first}-{last})")
     return unread
 
 
