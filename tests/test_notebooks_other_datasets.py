@@ -182,7 +182,8 @@ def test_notebook03_statements_hold(dataset_run) -> None:
     name, made, executed, results = dataset_run
     nb = executed["03_training"]
     given = GIVEN[name]
-    epochs, batch = given.get("epochs", QUICK["epochs"]), given.get("batch_size", QUICK["batch_size"])
+    epochs = given.get("epochs", QUICK["epochs"])
+    batch = given.get("batch_size", QUICK["batch_size"])
     k, train, test = len(made.classes), sum(made.train.values()), sum(made.test.values())
     result = json.loads((results / "03_training.result.json").read_text())
     history = result["history"]
