@@ -43,17 +43,17 @@ class TrainConfig:
     progress: bool = True
 
 
-#: "quick": the notebooks' default, well under a minute on a 2-core CPU: all 300 training
-#: images at 64x64, 2 epochs of batch 8 (75 Adam steps) at lr 1e-4. A deliberate deviation
-#: from the report's lr=1e-2, measured in notebook 03 ("Going further"): on this budget lr=1e-2
-#: and 1e-3 leave the 36-million-parameter model at chance, 1e-4 learns. Batch 8 gives 4x the
-#: steps of batch 32 for about the same time per epoch on a CPU.
+#: "quick": the notebooks' default, sized for a 2-core CPU (notebook 03 prints its seconds per
+#: epoch): all 300 training images at 64x64, 2 epochs of batch 8 (75 Adam steps) at lr 1e-4. A
+#: deliberate deviation from the report's lr=1e-2: notebook 03 ("Going further") measures, for
+#: each run, what lr 1e-2 and 1e-3 do to the loss in the first steps on the same batches. Batch 8
+#: gives 4x the steps of batch 32 for about the same time per epoch on a CPU.
 #: "report": the report's configuration (256x256, 10 epochs, the whole dataset, lr 1e-2).
-#: "report_lower_lr": the report's configuration with the one change that makes it learn: a
-#: 100x lower learning rate. At lr 1e-2 (and 1e-3) the first Adam steps move every fc1 output
-#: by about lr x 279,936 x mean |input| (hundreds at 1e-2), the conv features behind fc1 die
-#: and the model predicts one class (notebook 03, "The report's size"; results/*_train_curves.json,
-#: written by benchmarks/train_report_size.py, where a warm-up to 1e-2 was measured too).
+#: "report_lower_lr": the report's configuration with one change, a 100x lower learning rate
+#: (lr 1e-4). Adam's first step moves every fc1 output by up to lr x 279,936 x mean |input|
+#: (measured in notebook 03); how each lr, and a warm-up to 1e-2, fared over longer runs is in
+#: the committed results/*_train_curves.json (benchmarks/train_report_size.py), which label
+#: their image size: whether lr 1e-4 learns at 256x256 is left for a GPU run.
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"image_size": 64, "epochs": 2, "subset": None, "batch_size": 8, "lr": 1e-4},
     "report": {"image_size": 256, "epochs": 10, "subset": None, "batch_size": 32, "lr": 1e-2},
@@ -100,6 +100,18 @@ def validate_config(config: TrainConfig) -> None:
         raise ValueError(f"subset must be None (all images) or >= 1, got {config.subset}")
     if config.amp not in AMP_CHOICES:
         raise ValueError(f"amp must be one of {AMP_CHOICES}, got {config.amp!r}")
+
+
+def value_origin(name: str, given: Any, preset: str) -> str:
+    """Where a run's value of parameter ``name`` came from, for a checks row's reason.
+
+    given: the notebook's parameter as passed (None: not given). Returns "-p <name> <given>
+    was given" or "the <preset> preset's default".
+    """
+    if given is None:
+        return f"the {preset} preset's default"
+    shown = f"{given:g}" if isinstance(given, float) else str(given)
+    return f"-p {name} {shown} was given"
 
 
 def with_overrides(config: TrainConfig, **changes: Any) -> TrainConfig:

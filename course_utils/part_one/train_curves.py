@@ -75,6 +75,17 @@ def run_verdict(run: dict, num_classes: int) -> str:
     return "unclear"
 
 
+def plain_run_verdict(record: dict, lr: float, batch_size: int | None = None) -> str | None:
+    """``run_verdict`` of the record's run at ``lr`` and ``batch_size`` (default: the record's
+    batch) without a warm-up; None when no such run was trained."""
+    batch = record["config"]["batch_size"] if batch_size is None else batch_size
+    for run in record["runs"]:
+        if (math.isclose(run["lr"], lr) and run["batch_size"] == batch
+                and not run["warmup_epochs"]):
+            return run_verdict(run, len(record["classes"]))
+    return None
+
+
 def one_class_from(run: dict) -> int | None:
     """The first epoch from which the run predicts a single class for every test image, to
     the end; None if its last epoch still predicts more than one class."""
