@@ -18,9 +18,10 @@ that edition's notebook copies into a source folder, which jupyter-book turns in
   given code shows what the master's run printed and drew. Notebooks without exercises are
   the master with its instructor blocks removed.
 
-Offline: MathJax 3 is copied from the ``django-static-mathjax`` package into ``_static``;
-launch buttons, thebe, comments, intersphinx, widget scripts and source copies are off
-(``book/_config.yml``), and widget outputs (tqdm's progress bars) are replaced by their text.
+Offline: MathJax 3 is copied from the ``django-static-mathjax`` package into the site's
+``_static/mathjax/`` (``mathjax_path``); launch buttons, thebe, comments, intersphinx, widget
+scripts and source copies are off (``book/_config.yml``), and widget outputs (tqdm's progress
+bars) are replaced by their text.
 """
 
 from __future__ import annotations
@@ -246,7 +247,6 @@ def write_source(edition: str, source: Path, notebooks: list[Path],
     config["title"] = f"{config['title']} ({edition} edition)"
     config.setdefault("parse", {}).setdefault("myst_substitutions", {})["edition"] = edition
     atomic_write_text(source / "_config.yml", yaml.safe_dump(config, sort_keys=False))
-    copy_mathjax(source / "_static")
     dropped: list[str] = []
     for notebook in notebooks:
         if edition == "instructor":
@@ -266,8 +266,8 @@ def run_jupyter_book(source: Path, work: Path, edition: str) -> Path:
                str(source), "--path-output", str(work), "-W", "--keep-going", "-q"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=source)
     if result.returncode != 0:
-        raise RuntimeError(f"jupyter-book build of the {edition} edition failed:\n{result.stdout[-4000:]}"
-                           f"\n{result.stderr[-4000:]}")
+        raise RuntimeError(f"jupyter-book build of the {edition} edition failed:\n"
+                           f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return work / "_build" / "html"
 
 
@@ -290,6 +290,9 @@ def build_edition(edition: str, out: Path, release_dir: Path | None = None) -> P
         for line in write_source(edition, source, notebooks, release_dir):
             print(f"{edition} edition: left out: {line}", file=sys.stderr)
         html = run_jupyter_book(source, Path(tmp) / "work", edition)
+        # after the build: jupyter-book would add every .js under the source's _static to
+        # every page's <head>, MathJax's lazily loaded parts included
+        copy_mathjax(html / "_static")
         target = out / edition
         if target.exists():
             os.replace(target, Path(tmp) / "previous")  # removed with the temporary folder
