@@ -200,3 +200,22 @@ def test_instructor_notebook_shows_otters_raw_cells() -> None:
     assert not [c for c in cells if c["cell_type"] == "raw"]
     shown = [cell_source(c) for c in cells if cell_source(c).startswith("````text\n")]
     assert len(shown) == len(raw) and any("# BEGIN QUESTION" in s for s in shown)
+
+
+def _image_outputs(cells: list[dict]) -> int:
+    return sum(1 for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])
+               if "image/png" in o.get("data", {}))
+
+
+def test_every_figure_of_the_masters_is_on_its_page(built: dict[str, Path]) -> None:
+    """Every PNG output of a master is an image of its chapter in the instructor edition, and
+    every one of its given code in the student edition (the masters store none elsewhere)."""
+    for notebook in book.course_notebooks():
+        master = json.loads(notebook.read_text(encoding="utf-8"))
+        expected = {"instructor": _image_outputs(master["cells"]),
+                    "student": _image_outputs(book.given_cells(master))}
+        assert expected["instructor"] > 0, f"{notebook.name} draws no figure"
+        for edition, count in expected.items():
+            page = (built[edition] / f"{notebook.stem}.html").read_text(encoding="utf-8")
+            images = re.findall(r'<img[^>]+src="_images/[^"]+\.png"', page)
+            assert len(images) == count, (edition, notebook.name, len(images), count)

@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -337,8 +338,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="a release's student/ folder (default: release afresh into a "
                              "temporary folder)")
     args = parser.parse_args(argv)
+    start = time.perf_counter()
     for edition, folder in build_book(args.out, args.editions, args.release).items():
         print(f"{edition} edition: {folder}/index.html")
+    print(f"built in {time.perf_counter() - start:.0f} s")
     return 0
 
 
