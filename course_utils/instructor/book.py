@@ -47,7 +47,7 @@ from course_utils.instructor.grading.export import cell_source
 from course_utils.instructor.grading.release import (
     DIRECTIVE_LINE,
     is_master_notebook,
-    release,
+    release_all,
     solution_texts,
     speak_to_students,
 )
@@ -302,10 +302,8 @@ def build_edition(edition: str, out: Path, release_dir: Path | None = None) -> P
 
 
 def release_students(out: Path) -> Path:
-    """Release every master into ``out`` (otter assign, in parallel); return ``out/student``."""
-    masters = [p for p in course_notebooks() if is_master_notebook(p)]
-    with ThreadPoolExecutor(max_workers=len(masters) or 1) as pool:
-        list(pool.map(lambda master: release(master, out), masters))
+    """Release every master into ``out`` (one otter process); return ``out/student``."""
+    release_all([p for p in course_notebooks() if is_master_notebook(p)], out)
     return out / "student"
 
 
