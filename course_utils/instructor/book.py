@@ -337,7 +337,12 @@ def main(argv: list[str] | None = None) -> int:
                              "temporary folder)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    for edition, folder in build_book(args.out, args.editions, args.release).items():
+    try:
+        built = build_book(args.out, args.editions, args.release)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for edition, folder in built.items():
         print(f"{edition} edition: {folder}/index.html")
     print(f"built in {time.perf_counter() - start:.0f} s")
     return 0
