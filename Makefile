@@ -25,7 +25,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,instructor,browser]'
+	$(PY) -m pip install --quiet -e '.[test,instructor,browser,book]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the project (once)
@@ -59,11 +59,11 @@ test-bundle: data  ## the student bundle in a fresh venv: install, run every not
 KERNEL_VARIANTS := "ATEN_CPU_CAPABILITY=default" \
   "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2" \
   "OMP_NUM_THREADS=1"
-# Grading, the student bundle's leak check and the sandbox compare no CPU-kernel result (they
-# take a third of the suite's time), nor do the runs of 01/03/04 on made-up datasets and of
-# 05-07 on other parameters (they check printed claims against the numbers printed beside
-# them), so the variants leave them to `make test`.
-KERNEL_SKIP ?= not test_grading and not student_bundle and not other_dataset and not other_parameters
+# Grading, the student bundle's and the book's leak checks and the sandbox compare no CPU-kernel
+# result (they take a third of the suite's time), nor do the runs of 01/03/04 on made-up
+# datasets and of 05-07 on other parameters (they check printed claims against the numbers
+# printed beside them), so the variants leave them to `make test`.
+KERNEL_SKIP ?= not test_grading and not student_bundle and not test_book and not other_dataset and not other_parameters
 .PHONY: test-kernels
 test-kernels: data  ## the suite again under each CPU-kernel variant (KERNEL_VARIANTS)
 	for variant in $(KERNEL_VARIANTS); do \
@@ -74,14 +74,25 @@ test-kernels: data  ## the suite again under each CPU-kernel variant (KERNEL_VAR
 	done
 
 # Real-browser test of the student path (tests/browser): JupyterLab + headless Chromium run one
-# notebook with Run All Cells. Installs Debian's chromium if missing (needs root/apt).
+# notebook with Run All Cells, and read every page of the book `make book` built.
+# Installs Debian's chromium if missing (needs root/apt).
 #   make test-browser BROWSER_NB=07_im2col_and_fold.ipynb
 BROWSER_NB ?=
 .PHONY: test-browser
-test-browser: data  ## JupyterLab + headless Chromium run a notebook (BROWSER_NB=name)
+test-browser: data book  ## JupyterLab + headless Chromium: run a notebook (BROWSER_NB=name), read the book
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
-	COURSE_BROWSER_TESTS=1 BROWSER_NOTEBOOK="$(BROWSER_NB)" \
+	COURSE_BROWSER_TESTS=1 BROWSER_NOTEBOOK="$(BROWSER_NB)" COURSE_BOOK_DIR=$(CURDIR)/$(BOOK_OUT) \
 	  $(PY) -m pytest tests/browser -p no:cacheprovider -v $(PYTEST_ARGS)
+
+# The course as a static site, two editions: $(BOOK_OUT)/student/ (each exercise as its question
+# and stub, from a fresh release in a temporary folder) and $(BOOK_OUT)/instructor/ (everything),
+# from the committed, executed notebooks (nothing re-executed). Open <edition>/index.html, or
+# copy the folder to any static host.
+BOOK_OUT ?= book/_build
+BOOK_ARGS ?=
+.PHONY: book
+book: install  ## the course as a static HTML site: book/_build/{student,instructor}/index.html
+	$(PY) -m course_utils.instructor.book --out $(BOOK_OUT) $(BOOK_ARGS)
 
 lab: data  ## open the notebooks in JupyterLab
 	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/

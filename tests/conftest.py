@@ -4,6 +4,8 @@ tiny_dataset_dir: a small generated dataset (6 classes, 3 train + 2 test images 
 pixels), built once per test session. Read it, never modify it: copy it with
 ``writable_dataset`` first. truncated_dataset: such a copy with one truncated PNG in train/ and
 one truncated JPEG in test/ (headers intact, pixel data cut short).
+course_release: one ``make release`` (bundle included) into a temporary dist/, shared by the
+student bundle's and the book's leak tests.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from course_utils.part_one.dataset_generator import generate_dataset
+from course_utils.paths import PROJECT_ROOT
 
 TINY_TRAIN_PER_CLASS = 3
 TINY_TEST_PER_CLASS = 2
@@ -39,6 +44,17 @@ def tiny_dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_dataset(root, train_per_class=TINY_TRAIN_PER_CLASS,
                             test_per_class=TINY_TEST_PER_CLASS, seed=0,
                             width=TINY_WIDTH, height=TINY_HEIGHT)
+
+
+@pytest.fixture(scope="session")
+def course_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ``make release`` (the command line, bundle included) into a temporary dist/. Read it,
+    never modify it."""
+    out = tmp_path_factory.mktemp("release") / "dist"
+    result = subprocess.run([sys.executable, "-m", "course_utils.instructor.grading", "release",
+                             "--out", str(out)], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert result.returncode == 0, f"make release failed:\n{result.stdout}\n{result.stderr}"
+    return out
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from course_utils.instructor.grading.__main__ import main as grading_main
 from course_utils.instructor.grading.export import cell_source
 from course_utils.instructor.grading.fixtures import build_notebook
 from course_utils.instructor.grading.grade import grade_all
-from course_utils.instructor.grading.release import release
+from course_utils.instructor.grading.release import release, release_all
 from course_utils.paths import PROJECT_ROOT
 from course_utils.submit import main as submit_main
 from course_utils.submit import notebook_assignment, submit
@@ -239,3 +239,13 @@ def test_zip_names_give_student_and_assignment_never_a_timestamp() -> None:
     assert assignment_mismatch(None, {"cells": []}, N07) is None  # says nothing: graded
     assert f"this is notebook {N06} (its file name says so), graded as {N07}" in \
         assignment_mismatch(N06, notebook, N07)
+
+
+def test_one_otter_process_releases_several_masters_and_names_a_failing_one(
+        tmp_path: Path) -> None:
+    broken = tmp_path / "99_broken.ipynb"
+    broken.write_text("not a notebook")
+    master = PROJECT_ROOT / "notebooks" / "05_chain_rule.ipynb"
+    with pytest.raises(RuntimeError, match="otter assign failed on .*99_broken.ipynb"):
+        release_all([master, broken], tmp_path / "dist")
+    assert not (tmp_path / "dist" / "student").exists(), "a failed batch released nothing"

@@ -74,10 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "release":
-            from course_utils.instructor.grading.release import release
+            from course_utils.instructor.grading.release import release_all
 
-            for notebook in args.notebooks or master_notebooks():
-                student, autograder = release(notebook, args.out, backup=args.backup)
+            released = release_all(args.notebooks or master_notebooks(), args.out,
+                                   backup=args.backup)
+            for notebook, (student, autograder) in released.items():
                 print(f"{notebook.name}: {student} (for students), {autograder} (hidden tests)")
             from course_utils.instructor.grading.bundle import build_bundle
 

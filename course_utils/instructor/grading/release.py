@@ -205,36 +205,49 @@ def speak_to_students(notebook: Path) -> None:
     atomic_write_json(notebook, data)
 
 
-def release(master: Path, out: Path, backup: bool = False) -> tuple[Path, Path]:
-    """Run ``otter assign`` on ``master``; return (student folder, autograder folder).
+#: One Python process runs ``otter assign`` on every (master, result) pair of its arguments:
+#: importing otter costs seconds, assigning a notebook much less.
+_ASSIGN_SCRIPT = (
+    "import sys\n"
+    "from otter.assign import main\n"
+    "for master, result in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+    "    try:\n"
+    "        main(master, result, no_pdfs=True, no_run_tests=True)\n"
+    "    except BaseException as error:\n"
+    "        sys.exit(f'otter assign failed on {master}: {error!r}')\n")
 
-    A student folder already in ``out`` that holds work this module did not write (answers,
-    an export zip, ``.OTTER_LOG``) is never overwritten: RuntimeError, or with ``backup`` it
-    is moved to ``out/student-backup/`` first (see ``release_guard``)."""
-    master, out = Path(master).resolve(), Path(out).resolve()
+
+def otter_assign(masters: list[Path], tmp: Path) -> dict[Path, Path]:
+    """Run ``otter assign`` on each master in one process; return ``{master: its dist folder}``
+    (``tmp/<name>/dist``, holding ``student/`` and ``autograder/``). RuntimeError naming the
+    notebook if otter fails on one."""
+    results = {master: Path(tmp) / master.stem / "dist" for master in masters}
+    arguments = [str(part) for master, result in results.items() for part in (master, result)]
+    completed = subprocess.run([sys.executable, "-c", _ASSIGN_SCRIPT, *arguments],
+                               capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{completed.stdout}\n{completed.stderr}")
+    return results
+
+
+def _finish_release(master: Path, assigned: Path, out: Path, backup: bool) -> tuple[Path, Path]:
+    """Move one master's ``otter assign`` output (``assigned``) into ``out`` (see ``release``)."""
     name = master.stem
-    with tempfile.TemporaryDirectory(prefix=f"release-{name}-") as tmp:
-        result = subprocess.run([sys.executable, "-m", "otter", "assign", "--no-pdfs",
-                                 "--no-run-tests", str(master), str(Path(tmp) / "dist")],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"otter assign failed on {master.name}:\n{result.stdout}\n"
-                               f"{result.stderr}")
-        speak_to_students(Path(tmp) / "dist" / "student" / master.name)
-        written = folder_digests(Path(tmp) / "dist" / "student")
-        record = read_record(out / "autograder" / name) or written
-        moved = protect_student_work(out / "student" / name, record, out, backup=backup)
-        if moved:
-            print(f"{name}: the student folder held changed work: moved to {moved}",
-                  file=sys.stderr)
-        targets = {}
-        for kind in ("student", "autograder"):
-            target = out / kind / name
-            if target.exists():
-                shutil.rmtree(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(Path(tmp) / "dist" / kind), target)
-            targets[kind] = target
+    speak_to_students(assigned / "student" / master.name)
+    written = folder_digests(assigned / "student")
+    record = read_record(out / "autograder" / name) or written
+    moved = protect_student_work(out / "student" / name, record, out, backup=backup)
+    if moved:
+        print(f"{name}: the student folder held changed work: moved to {moved}",
+              file=sys.stderr)
+    targets = {}
+    for kind in ("student", "autograder"):
+        target = out / kind / name
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(assigned / kind), target)
+        targets[kind] = target
     atomic_write_json(targets["autograder"] / RECORD_NAME, written)
     atomic_write_json(targets["autograder"] / "questions.json",
                       {"assignment": name, "notebook": master.name,
@@ -246,3 +259,25 @@ def release(master: Path, out: Path, backup: bool = False) -> tuple[Path, Path]:
         raise RuntimeError(f"{master.name}: the student version would leak, so it was deleted:\n"
                            + "\n".join(found))
     return targets["student"], targets["autograder"]
+
+
+def release_all(masters: list[Path], out: Path,
+                backup: bool = False) -> dict[Path, tuple[Path, Path]]:
+    """``release`` for several masters, with one ``otter assign`` process for all of them;
+    return ``{master: (student folder, autograder folder)}``."""
+    masters = [Path(m).resolve() for m in masters]
+    out = Path(out).resolve()
+    with tempfile.TemporaryDirectory(prefix="release-") as tmp:
+        assigned = otter_assign(masters, Path(tmp))
+        return {master: _finish_release(master, assigned[master], out, backup)
+                for master in masters}
+
+
+def release(master: Path, out: Path, backup: bool = False) -> tuple[Path, Path]:
+    """Run ``otter assign`` on ``master``; return (student folder, autograder folder).
+
+    A student folder already in ``out`` that holds work this module did not write (answers,
+    an export zip, ``.OTTER_LOG``) is never overwritten: RuntimeError, or with ``backup`` it
+    is moved to ``out/student-backup/`` first (see ``release_guard``)."""
+    master = Path(master).resolve()
+    return release_all([master], out, backup)[master]
