@@ -1,13 +1,13 @@
 """Grading the tasks of a plan on all cores, each result written atomically as it finishes.
 
-``--jobs N`` worker processes each take one submission at a time and grade it exactly as the serial grader does
-(``scoring.grade_submission``): a ``Sandbox`` of its own, started for that submission and
-killed after it (bubblewrap namespaces, its own cgroup, as in ``sandbox.py``). Nothing is
-shared between two submissions but the worker's copy of the hidden tests, which the grader
-(never the student's code) runs. ``--jobs 1`` grades in this process, in order. The workers
-are forked from a fresh *fork server* (``multiprocessing``'s forkserver: nothing of the
-grader's own state is inherited) that has imported otter and torch once (8-10 s of imports
-that each worker would otherwise repeat).
+``--jobs N`` worker processes each take one submission at a time and grade it exactly as the
+serial grader does (``scoring.grade_submission``): a ``Sandbox`` of its own, started for that
+submission and killed after it (bubblewrap namespaces, its own cgroup, as in ``sandbox.py``).
+Nothing is shared between two submissions but the worker's copy of the hidden tests, which
+the grader (never the student's code) runs. ``--jobs 1`` grades in this process, in order.
+The workers are forked from a fresh *fork server* (``multiprocessing``'s forkserver: nothing
+of the grader's own state is inherited) that has imported otter and torch once (8-10 s of
+imports that each worker would otherwise repeat).
 
 Each result is ``results/<assignment>/<key>.json`` (``course.task_key``): a rerun grades only
 the tasks without one (``regrade=True`` grades all again); a half-written file never exists
