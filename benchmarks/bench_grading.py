@@ -62,7 +62,7 @@ def build_inbox(dist: Path, inbox: Path, scratch: Path, students: int) -> dict[s
 
 def tests_alone(autograder: Path) -> float:
     """Seconds the hidden tests take against the master's solution run here, in-process."""
-    from course_utils.instructor.grading.scoring import load_tests
+    from course_utils.instructor.grading.scoring import load_tests, one_torch_thread
     from course_utils.instructor.grading.submissions import graded_cells
 
     info, tests = load_tests(autograder)
@@ -73,11 +73,12 @@ def tests_alone(autograder: Path) -> float:
             exec(compile(source, "<master>", "exec"), namespace)  # noqa: S102  (our master)
         except Exception:  # noqa: BLE001, S110
             pass
-    started = time.perf_counter()
-    for test_file in tests.values():
-        for case in test_file.test_cases:
-            case.body.call_func(namespace)
-    return time.perf_counter() - started
+    with one_torch_thread():  # as the grader runs them
+        started = time.perf_counter()
+        for test_file in tests.values():
+            for case in test_file.test_cases:
+                case.body.call_func(namespace)
+        return time.perf_counter() - started
 
 
 def sandbox_start(runs: int = 5) -> float:

@@ -82,19 +82,20 @@ def _loaded(autograder: str) -> tuple[dict, dict, dict]:
 
 def grade_one(task: Task, submission: Submission, context: dict[str, Any]) -> dict:
     """Grade one task (in a worker or here) and write its result file; returns its content."""
-    from course_utils.instructor.grading.scoring import grade_submission
+    from course_utils.instructor.grading.scoring import grade_submission, one_torch_thread
     from course_utils.instructor.grading.similarity import answer_code
 
     info, tests, master = _loaded(context["autograder"])
     settings = context["settings"]
     sandbox = info.get("sandbox", {})
-    graded = grade_submission(
-        submission, info["questions"], tests, context["iso"], timeout=settings["timeout"],
-        budget=settings["budget"],
-        memory_mb=max(settings["memory_mb"], int(sandbox.get("memory_mb", 0))),
-        hide=[Path(h) for h in context["hide"]],
-        log_dir=Path(context["logs"]) / submission.student,
-        allow_imports=tuple(sandbox.get("allow_imports", [])), master=master)
+    with one_torch_thread():
+        graded = grade_submission(
+            submission, info["questions"], tests, context["iso"], timeout=settings["timeout"],
+            budget=settings["budget"],
+            memory_mb=max(settings["memory_mb"], int(sandbox.get("memory_mb", 0))),
+            hide=[Path(h) for h in context["hide"]],
+            log_dir=Path(context["logs"]) / submission.student,
+            allow_imports=tuple(sandbox.get("allow_imports", [])), master=master)
     result = {"format": RESULT_FORMAT, "key": task.key, "assignment": task.assignment,
               "entry": task.entry, "student": task.student,
               "isolation": context["iso"].describe(), "graded": graded_to_dict(graded),

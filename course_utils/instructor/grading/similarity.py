@@ -115,26 +115,37 @@ def similar_pairs(answers: dict[str, dict[str, str]], stubs: dict[str, str],
         stub = stubs.get(question, "")
         plate = np.array(sorted(fingerprint(stub).hashes)) if stub.strip() else None
         solution = fingerprint(solutions[question], plate) if question in solutions else None
+        bare_stub = normalise(stub)
+        groups: dict[str, list[str]] = {}  # the same normalised tokens: compared once
         prints = {}
         for student in sorted(answers):
             code = answers[student].get(question, "")
-            if not code.strip() or normalise(code) == normalise(stub):
+            if not code.strip() or normalise(code) == bare_stub:
                 continue  # unanswered: the stub, or nothing
             mark = fingerprint(code, plate)
             if not mark.hashes:
+                continue
+            if mark.filtered_code in groups:
+                groups[mark.filtered_code].append(student)
                 continue
             if solution is not None and solution.hashes and min(_share(mark, solution)) >= \
                     threshold:
                 like_master.setdefault(question, []).append(student)
                 continue
-            prints[student] = mark
-        names = sorted(prints)
-        for i, first in enumerate(names):
-            for second in names[i + 1:]:
+            groups[mark.filtered_code] = [student]
+            prints[mark.filtered_code] = mark
+        keys = list(groups)
+        for i, first in enumerate(keys):
+            same = groups[first]
+            pairs += [Pair(question, a, b, 1.0, (1.0, 1.0))
+                      for j, a in enumerate(same) for b in same[j + 1:]]
+            for second in keys[i + 1:]:
                 if not prints[first].hashes & prints[second].hashes:
                     continue  # no shared fingerprint: not similar (and cheap to tell)
                 shares = _share(prints[first], prints[second])
                 if min(shares) >= threshold:
-                    pairs.append(Pair(question, first, second, round(min(shares), 4), shares))
+                    pairs += [Pair(question, a, b, round(min(shares), 4), shares) if a < b
+                              else Pair(question, b, a, round(min(shares), 4), shares[::-1])
+                              for a in same for b in groups[second]]
     pairs.sort(key=lambda p: (-p.similarity, p.question, p.first, p.second))
     return pairs, like_master

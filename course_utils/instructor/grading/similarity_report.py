@@ -11,6 +11,7 @@ from course_utils.atomic import atomic_write_text
 from course_utils.instructor.grading.grade_reports import quoted
 from course_utils.instructor.grading.similarity import THRESHOLD, Pair, similar_pairs
 
+MAX_SHOWN = 200  # pairs shown side by side (the table ranks them all)
 STYLE = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;width:100%}"
          "td,th{border:1px solid #ccc;vertical-align:top;padding:4px}"
          "pre{white-space:pre-wrap;font-size:12px;margin:0}td.code{width:50%}")
@@ -29,7 +30,9 @@ def similarity_markdown(name: str, pairs: list[Pair], like_master: dict[str, lis
         lines += ["| rank | question | students | similarity | shares |", "|---|---|---|---|---|"]
         lines += [f"| {i} | {p.question} | {p.first}, {p.second} | {p.similarity:.0%} | "
                   f"{p.shares[0]:.0%} / {p.shares[1]:.0%} |" for i, p in enumerate(pairs, 1)]
-    for i, p in enumerate(pairs, 1):
+    if len(pairs) > MAX_SHOWN:
+        lines += ["", f"The first {MAX_SHOWN} pairs are shown side by side below."]
+    for i, p in enumerate(pairs[:MAX_SHOWN], 1):
         lines += ["", f"## {i}. {p.question}: {p.first} and {p.second} ({p.similarity:.0%})"]
         for student in (p.first, p.second):
             lines += ["", f"**{student}**", "", *quoted(answers[student][p.question])]
@@ -48,7 +51,10 @@ def similarity_html(name: str, pairs: list[Pair], like_master: dict[str, list[st
              f"similarity</title><style>{STYLE}</style></head><body>",
              f"<h1>{esc(name)}: near-identical answers</h1>",
              f"<p>{esc(_intro(name, pairs, threshold))}</p>"]
-    for i, p in enumerate(pairs, 1):
+    if len(pairs) > MAX_SHOWN:
+        parts.append(f"<p>The first {MAX_SHOWN} of {len(pairs)} pairs (ranked; all are in "
+                     "similarity.md's table).</p>")
+    for i, p in enumerate(pairs[:MAX_SHOWN], 1):
         parts.append(f"<h2>{i}. {esc(p.question)}: {esc(p.first)} and {esc(p.second)} "
                      f"({p.similarity:.0%}; shares {p.shares[0]:.0%} / {p.shares[1]:.0%})</h2>"
                      f"<table><tr><th>{esc(p.first)}</th><th>{esc(p.second)}</th></tr><tr>")
