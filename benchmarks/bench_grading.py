@@ -7,13 +7,16 @@ the limits, not the grader), releases every assignment afresh into a temporary f
 grades the whole inbox with ``grade_course`` twice, into fresh folders: ``--jobs 1``, then
 ``--jobs`` = the cores this process may use. Prints:
 
-- submissions per minute of each and RATIO all-cores / one (target >= 0.8 x cores);
+- submissions per minute of each and RATIO all-cores / one (target >= 0.8 x cores), beside
+  what a pure-Python loop gets from the same cores just then (on a shared machine, the most
+  any parallel grader could have got);
 - per assignment, the mean time of one submission in the grader (sandbox start, cells, tests,
   kill) beside the time its hidden tests alone take (the master's solution run in-process,
   no sandbox: the least any grader can spend), and the sandbox's own start + kill;
 - the run's fixed cost (isolation probe, reading the inbox, otter's import, the tables);
-- 300 students x 6 assignments on this machine, EXTRAPOLATED from the all-cores rate (not
-  measured), against the goal of 10 minutes on 2 cores.
+- 300 students x 6 assignments, EXTRAPOLATED from this run's all-cores rate, and PROJECTED
+  for idle cores at the 0.8 x target from the --jobs 1 figures (neither is measured),
+  against the goal of 10 minutes on 2 cores.
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_grading.py [--students 4] [--jobs N]
 
@@ -95,6 +98,25 @@ def sandbox_start(runs: int = 5) -> float:
     return statistics.mean(times)
 
 
+def _spin(seconds: float) -> int:
+    count, end = 0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        count += 1
+    return count
+
+
+def machine_parallelism(cores: int, seconds: float = 3.0) -> float:
+    """How many cores' worth a pure-Python loop gets here now: the loop's count in ``cores``
+    processes at once over its count alone, in the same seconds (``cores`` on an idle
+    machine; less when other work shares the cores)."""
+    import multiprocessing
+
+    alone = _spin(seconds)
+    with multiprocessing.get_context("spawn").Pool(cores) as pool:
+        together = sum(pool.map(_spin, [seconds] * cores))
+    return together / alone
+
+
 def per_submission(out: Path) -> dict[str, list[float]]:
     seconds: dict[str, list[float]] = {}
     for path in (out / "results").rglob("*.json"):
@@ -130,6 +152,9 @@ def main() -> None:
         ratio = one / many
         print(f"RATIO all cores / one: {ratio:.2f} (target >= {0.8 * cores:.1f} = 0.8 x {cores} "
               f"cores): {'met' if ratio >= 0.8 * cores else 'NOT met'}")
+        print(f"for comparison, a pure-Python loop in {cores} processes got "
+              f"{machine_parallelism(cores):.2f} cores' worth here just now (other work on the "
+              "machine takes the rest)")
         start = sandbox_start()
         print(f"sandbox start + kill alone (empty): {start:.2f} s")
         print("| assignment | one submission in the grader (median s, --jobs 1) | hidden tests "
@@ -142,6 +167,9 @@ def main() -> None:
             print(f"| {name} | {median:.2f} | {alone:.2f} | {median - alone:.2f} |")
         fixed = max(one - graded_sum, 0.0)
         print(f"fixed cost of a run at --jobs 1 (probe, inbox, imports, tables): {fixed:.1f} s")
+        print(f"PROJECTED (not measured) on {cores} idle cores at the 0.8 x target: "
+              f"{(fixed + GOAL_STUDENTS * graded_sum / args.students / (0.8 * cores)) / 60:.1f}"
+              f" minutes for {GOAL_STUDENTS} x {len(counts)}")
         per_job = (many - fixed) / total
         goal_total = GOAL_STUDENTS * len(counts)
         minutes = (fixed + goal_total * per_job) / 60
