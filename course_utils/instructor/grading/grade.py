@@ -1,4 +1,6 @@
-"""``make grade``: grade every submission with the hidden tests, outside the student's kernel.
+"""One assignment's folder of submissions graded with the hidden tests, outside the student's
+kernel, one after another (``grade --autograder dist/autograder/NN``, ``make grade-fixtures``;
+``make grade`` grades the whole course with the same steps: ``course_run.py``).
 
 For each submission (a folder or a zip holding the student's notebook):
 
