@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from course_utils.instructor.grading.course import plan_course
 from course_utils.instructor.grading.course_reports import build_tables
 from course_utils.instructor.grading.course_run import grade_course, merge
 from course_utils.instructor.grading.fixtures import build_notebook, build_submission
@@ -121,6 +122,21 @@ def test_each_submission_is_graded_as_the_assignment_its_notebook_declares(seria
     summary = (serial / "summary.md").read_text()
     assert "stray.zip" in summary and "not graded" in summary
     assert "solution,05_chain_rule,dead_relu," in (serial / "marks_template.csv").read_text()
+
+
+def test_two_entries_of_one_student_and_assignment_are_rows_not_graded(course: Path,
+                                                                     tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for entry in (f"solution__{A04}", f"solution__{A05}", f"copy_a__{A05}.zip"):
+        source = course / "inbox" / entry
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, inbox / entry)
+    shutil.copy(course / "inbox" / f"copy_a__{A05}.zip", inbox / f"solution__{A05}.zip")
+    plan, _ = plan_course(inbox, course / "dist" / "autograder", {})
+    rows = {(t.student, t.assignment): t.error for t in plan.tasks}
+    assert rows[("solution", A04)] is None and rows[("copy_a", A05)] is None
+    for student in ("solution__1", "solution__2"):
+        assert "several submissions map to the student id 'solution'" in rows[(student, A05)]
 
 
 def test_all_cores_give_byte_identical_tables(course: Path, serial: Path,

@@ -3,10 +3,11 @@ is the same after normalising names, comments, docstrings and formatting, ranked
 
 Normalising: the answer is parsed (``ast``), its docstrings and bare string statements dropped
 (the given prompt text too) and unparsed, which drops comments and fixes the layout; then
-``copydetect`` (MIT; the tokenizer and winnowing of Stanford MOSS's paper) turns it into
-pygments tokens with every variable, attribute and function name replaced by one letter, and
-fingerprints its k-grams. The stub's fingerprints are *boilerplate* (every student shares the
-stub), so they never count as shared; an answer still equal to the stub is not an answer.
+``copydetect`` (MIT) turns it into pygments tokens with every variable, attribute and function
+name replaced by one letter, and fingerprints its k-grams (winnowing, as in the MOSS paper).
+An answer longer than ``MAX_ANSWER_CHARS``, or one the tokenizer fails on, is left out.
+The stub's fingerprints are *boilerplate* (every student shares the stub), so they never
+count as shared; an answer still equal to the stub is not an answer.
 The master's solution is not a submission: it is in no pair, and answers near-identical to it
 are listed apart (both sides equal the reference: it says nothing about who copied whom).
 
@@ -29,6 +30,7 @@ ANSWER_TAGS = {"otter_answer_cell", "otter_assign_solution_cell"}
 CHECK = re.compile(r"""grader\.check\(\s*["']([^"']+)["']""")
 K_GRAM = 12  # characters of normalised code per fingerprint (answers are short functions)
 THRESHOLD = 0.8
+MAX_ANSWER_CHARS = 100_000  # longer answers (pasted data, generated code) are not compared
 
 
 @dataclass
@@ -120,9 +122,12 @@ def similar_pairs(answers: dict[str, dict[str, str]], stubs: dict[str, str],
         prints = {}
         for student in sorted(answers):
             code = answers[student].get(question, "")
-            if not code.strip() or normalise(code) == bare_stub:
-                continue  # unanswered: the stub, or nothing
-            mark = fingerprint(code, plate)
+            if not code.strip() or len(code) > MAX_ANSWER_CHARS or normalise(code) == bare_stub:
+                continue  # unanswered (the stub, or nothing), or too long to compare
+            try:
+                mark = fingerprint(code, plate)
+            except Exception:  # noqa: BLE001  (a crafted answer is left out, never the report)
+                continue
             if not mark.hashes:
                 continue
             if mark.filtered_code in groups:
