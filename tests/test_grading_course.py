@@ -31,11 +31,13 @@ from course_utils.instructor.grading.course_run import grade_course, merge
 from course_utils.instructor.grading.fixtures import build_notebook, build_submission
 from course_utils.instructor.grading.lms import write_export
 from course_utils.instructor.grading.release import release
+from course_utils.instructor.grading.sandbox import isolation
 from course_utils.instructor.grading.shards import read_plan, shard_of
 from course_utils.instructor.grading.similarity import normalise, similar_pairs
 from course_utils.paths import PROJECT_ROOT
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "submissions"
+ATTACKS = PROJECT_ROOT / "tests" / "fixtures" / "attacks"
 A04, A05 = "04_fps_benchmark", "05_chain_rule"
 RENAMED_COPY = '''
 def backward(c):
@@ -149,6 +151,48 @@ def test_all_cores_give_byte_identical_tables(course: Path, serial: Path,
     assert "grading: 9/9 done, 1 with problems" in capsys.readouterr().err  # mix
 
 
+def _left_behind() -> list[str]:
+    """Processes of ``nobody`` running our sandbox server, and our cgroups."""
+    found = [str(p) for p in Path("/sys/fs/cgroup").glob("**/grading-*") if p.is_dir()]
+    for folder in Path("/proc").glob("[0-9]*"):
+        try:
+            status = (folder / "status").read_text()
+            command = (folder / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        uid = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("Uid:")), "")
+        if uid == "65534" and "/grading/sandbox_server.py" in command:
+            found.append(f"{folder.name}: {command[:100]}")
+    return found
+
+
+@pytest.mark.skipif(not (isolation().namespaces and os.geteuid() == 0),
+                    reason="needs root and bwrap (as in CI)")
+def test_hostile_submissions_graded_two_at_a_time_get_the_serial_grades(
+        tmp_path: Path) -> None:
+    """07's attacks (tests/test_grading_attacks.py grades them one after another), two
+    sandboxes at once: the same grades.csv, and nothing of any sandbox left afterwards (the
+    shared-memory writer and reader may now run side by side)."""
+    name = "07_im2col_and_fold"
+    dist, inbox, build = tmp_path / "dist", tmp_path / "inbox", tmp_path / "build" / "subs"
+    release(PROJECT_ROOT / "notebooks" / f"{name}.ipynb", dist)
+    inbox.mkdir()
+    build.mkdir(parents=True)
+    for fixture in sorted((ATTACKS / name).glob("*.py")):
+        if fixture.stem != "slow_cells":  # graded on its own there, with a short budget
+            build_submission(fixture, dist, build, tmp_path / "grades" / name, name)
+    for entry in build.iterdir():
+        entry.rename(inbox / f"{entry.stem}__{name}{entry.suffix}")
+    grade_course(inbox, dist / "autograder", tmp_path / "grades", jobs=2, timeout=2.0,
+                 budget=60, echo=False)
+    assert (tmp_path / "grades" / name / "grades.csv").read_text() == \
+        (ATTACKS / name / "expected_grades.csv").read_text()
+    deadline = time.monotonic() + 5  # the kernel reaps a namespace's processes promptly
+    while _left_behind() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _left_behind() == []
+
+
 def test_a_rerun_grades_only_what_has_no_result(course: Path, serial: Path) -> None:
     out = course / "resumed"
     results = sorted((serial / "results").rglob("*.json"))
@@ -185,10 +229,13 @@ def test_a_killed_run_started_again_ends_with_the_same_tables(course: Path, seri
     process.wait()
     kept = len(list(out.rglob("results/*/*.json")))
     assert 3 <= kept < 9 and not (out / "gradebook.csv").exists()
+    left = [str(p) for p in Path("/sys/fs/cgroup").glob(f"**/grading-{process.pid}-*")]
+    time.sleep(2.5)  # cgroup.remove_stale leaves cgroups younger than 2 s (being set up)
     counts = grade_course(course / "inbox", course / "dist" / "autograder", out, jobs=1,
                           echo=False)
     assert (counts["graded"], counts["kept"]) == (9 - kept, kept)
     assert _tables(out) == _tables(serial)
+    assert [p for p in left if Path(p).exists()] == []  # the killed run's cgroups: removed
 
 
 def test_three_shards_as_separate_processes_merge_into_one_runs_tables(

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from course_utils.atomic import atomic_write_text
+from course_utils.instructor.grading.cgroup import remove_stale
 from course_utils.instructor.grading.course import plan_course
 from course_utils.instructor.grading.course_reports import build_tables
 from course_utils.instructor.grading.parallel import default_jobs, grade_plan
@@ -28,6 +29,7 @@ def grade_course(inbox: Path, autograders: Path, out: Path, *, only: list[str] |
     inbox, autograders, out = Path(inbox).resolve(), Path(autograders).resolve(), \
         Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)  # exists before the first sandbox, so it is hidden
+    remove_stale()  # empty cgroups of a grader that was killed (a resumed run's predecessor)
     iso = isolation(isolation_mode)
     settings = {"timeout": timeout, "budget": budget, "memory_mb": memory_mb,
                 "isolation": iso.describe()}
