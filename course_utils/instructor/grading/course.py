@@ -88,6 +88,17 @@ def autograder_fingerprint(autograder: Path) -> str:
     return digest.hexdigest()
 
 
+def grader_fingerprint() -> str:
+    """SHA-256 of the code that grades (this package's grading modules and the checks the
+    tests call): a result of another version of it is graded again."""
+    package = Path(__file__).resolve().parents[2]
+    digest = hashlib.sha256()
+    for path in sorted([*Path(__file__).resolve().parent.glob("*.py"),
+                        *(package / "exercise_checks").glob("*.py")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def released_assignments(autograders: Path, only: list[str] | None = None) -> dict[str, Path]:
     """{assignment: its dist/autograder folder} for every released assignment in
     ``autograders``, in course order; ``only`` must name released ones."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from course_utils.atomic import atomic_write_text
 from course_utils.instructor.grading.cgroup import remove_stale
-from course_utils.instructor.grading.course import plan_course
+from course_utils.instructor.grading.course import grader_fingerprint, plan_course
 from course_utils.instructor.grading.course_reports import build_tables
 from course_utils.instructor.grading.parallel import default_jobs, grade_plan
 from course_utils.instructor.grading.sandbox import isolation
@@ -32,7 +32,7 @@ def grade_course(inbox: Path, autograders: Path, out: Path, *, only: list[str] |
     remove_stale()  # empty cgroups of a grader that was killed (a resumed run's predecessor)
     iso = isolation(isolation_mode)
     settings = {"timeout": timeout, "budget": budget, "memory_mb": memory_mb,
-                "isolation": iso.describe()}
+                "isolation": iso.describe(), "grader": grader_fingerprint()}
     plan, submissions = plan_course(inbox, autograders, settings, only)
     if marks and shard is None:  # a bad marks file stops before any grading
         from course_utils.instructor.grading.course_reports import read_course_marks
@@ -50,6 +50,11 @@ def grade_course(inbox: Path, autograders: Path, out: Path, *, only: list[str] |
     if shard is None:
         build_tables(plan, [out / "results"], out, marks)
     counts.update(tasks=len(mine.tasks), seconds=time.monotonic() - started)
+    if echo and shard is None:
+        rows = [line.split(",") for line in (out / "gradebook.csv").read_text().splitlines()]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        print("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                        for r in rows))
     if echo:
         where = (f"shard {shard[0]}/{shard[1]}: results in {out / 'results'} (then `merge`)"
                  if shard else f"tables in {out} (gradebook.csv, summary.md, <assignment>/)")
