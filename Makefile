@@ -118,30 +118,41 @@ refresh-notebooks: data  ## re-execute notebooks in place (NB=path) to refresh s
 
 # Exercises (issue 9). Instructors: `make release` writes dist/student/<notebook>/,
 # dist/autograder/<notebook>/ (hidden tests: keep it) and dist/student-course/ + .zip (the
-# student course bundle: hand it out); `make grade SUBMISSIONS=dir` grades
-# every folder or zip in dir into GRADES (grades.csv, feedback/, written/, summary.md).
+# student course bundle: hand it out); `make grade SUBMISSIONS=dir` grades every folder or
+# zip in dir against the assignment its notebook declares (issue 19: the whole course, all
+# cores, resumable) into GRADES: gradebook.csv, summary.md, marks_template.csv and per
+# assignment <assignment>/ (grades.csv, feedback/, written/, summary.md, similarity.md/.html).
+# ASSIGNMENT=NN_name grades only that one; JOBS=N submissions at once (default: every core);
+# SHARD=K/N the K-th of N parts (then `make merge-grades SHARDS="dir0 dir1 ..."`).
 # Students: `make submit STUDENT=your-id ASSIGNMENT=NN_name` zips
 # dist/student/NN_name/NN_name.ipynb (or SUBMIT_NB=path) into
 # submissions/your-id__NN_name.zip; the assignment is read from the notebook, a mismatch and an
-# existing zip are refused (REPLACE=1 replaces it). Grading reports a notebook of another
-# assignment as a row, never grades it as ASSIGNMENT (default for grade: 07_im2col_and_fold).
+# existing zip are refused (REPLACE=1 replaces it). Grading reports a notebook whose name and
+# notebook disagree as a row of the notebook's assignment, never grades it as another one.
 ASSIGNMENT ?=
 SUBMISSIONS ?= submissions
 GRADES ?= grades
 GRADE_ARGS ?=
+JOBS ?=
+SHARD ?=
+SHARDS ?=
 RELEASE_ARGS ?=
 STUDENT ?=
 REPLACE ?=
 SUBMIT_NB ?= $(if $(ASSIGNMENT),dist/student/$(ASSIGNMENT)/$(ASSIGNMENT).ipynb)
-.PHONY: release grade grade-fixtures submit export
+.PHONY: release grade merge-grades grade-fixtures submit export
 release: install  ## student + autograder versions into dist/ (stops on changed student work; RELEASE_ARGS=--backup)
 	$(PY) -m course_utils.instructor.grading release --out dist $(RELEASE_ARGS)
 
-grade: install  ## grade SUBMISSIONS=dir (folders or zips) into GRADES=grades/ (GRADE_ARGS=...)
+grade: install  ## grade SUBMISSIONS=dir (every assignment; ASSIGNMENT=, JOBS=, SHARD=K/N) into GRADES=grades/
 	@$(INSTALL_BWRAP)
 	$(PY) -m course_utils.instructor.grading grade $(SUBMISSIONS) \
-	  --assignment $(or $(ASSIGNMENT),07_im2col_and_fold) \
-	  --out $(GRADES) $(GRADE_ARGS)
+	  $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) $(if $(JOBS),--jobs $(JOBS)) \
+	  $(if $(SHARD),--shard $(SHARD)) --out $(GRADES) $(GRADE_ARGS)
+
+merge-grades: install  ## the course's tables in GRADES from the shards' folders SHARDS="dir0 dir1 ..."
+	@test -n "$(SHARDS)" || { echo 'usage: make merge-grades SHARDS="grades-0 grades-1 ..." [GRADES=grades]'; exit 2; }
+	$(PY) -m course_utils.instructor.grading merge $(SHARDS) --out $(GRADES) $(GRADE_ARGS)
 
 grade-fixtures: install  ## grade the made-up submissions of tests/fixtures/submissions (fresh release in a temp folder)
 	@$(INSTALL_BWRAP)

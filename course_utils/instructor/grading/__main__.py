@@ -1,5 +1,5 @@
-"""Command line: ``python -m course_utils.instructor.grading {release,grade,fixtures,submit,export}
-...``."""
+"""Command line: ``python -m course_utils.instructor.grading
+{release,grade,merge,lms,fixtures,submit,questions,export} ...``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 
 from course_utils.paths import PROJECT_ROOT
-
-DEFAULT_ASSIGNMENT = "07_im2col_and_fold"
 
 
 def master_notebooks() -> list[Path]:
@@ -34,12 +32,25 @@ def main(argv: list[str] | None = None) -> int:
                          help="move a student folder holding changed work to "
                               "<out>/student-backup/ instead of stopping")
 
-    grade = commands.add_parser("grade", help="grade every submission in a folder")
+    grade = commands.add_parser("grade", help="grade every submission in a folder: each "
+                                              "against the assignment its notebook declares")
     grade.add_argument("submissions", type=Path, help="folder of submissions (folders or zips)")
-    grade.add_argument("--assignment", default=DEFAULT_ASSIGNMENT)
+    grade.add_argument("--assignment", action="append", default=None,
+                       help="grade only this assignment (repeat for several; default: every "
+                            "assignment released in --autograders)")
+    grade.add_argument("--autograders", type=Path, default=PROJECT_ROOT / "dist" / "autograder",
+                       help="the released assignments (make release)")
     grade.add_argument("--autograder", type=Path, default=None,
-                       help="default: dist/autograder/<assignment>")
+                       help="one assignment's autograder: grade every entry as that assignment "
+                            "(serially) straight into --out, as before the course mode")
     grade.add_argument("--out", type=Path, default=PROJECT_ROOT / "grades")
+    grade.add_argument("--jobs", type=int, default=None,
+                       help="submissions graded at once, each in its own sandbox (default: "
+                            "the cores this process may use)")
+    grade.add_argument("--shard", default=None, metavar="K/N",
+                       help="grade only the K-th of N parts of the inbox (then `merge`)")
+    grade.add_argument("--regrade", action="store_true",
+                       help="grade again what an earlier run already graded")
     grade.add_argument("--timeout", type=float, default=10.0,
                        help="seconds per cell and per call of a student's function")
     grade.add_argument("--budget", type=float, default=120.0,
@@ -50,7 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--isolation", choices=("auto", "none"), default="auto")
     grade.add_argument("--marks", type=Path, default=None,
                        help="CSV of the hand-graded questions' points (fill in "
-                            "<out>/written/marks_template.csv), merged into grades.csv")
+                            "<out>/marks_template.csv), merged into grades.csv and gradebook.csv")
+
+    merge = commands.add_parser("merge", help="the course's tables from `grade --shard` folders")
+    merge.add_argument("shards", nargs="+", type=Path, help="every shard's --out folder")
+    merge.add_argument("--out", type=Path, default=PROJECT_ROOT / "grades")
+    merge.add_argument("--marks", type=Path, default=None)
+
+    lms = commands.add_parser("lms", help="gradebook.csv as a Canvas or Moodle upload")
+    lms.add_argument("grades", type=Path, help="the folder holding gradebook.csv")
+    lms.add_argument("--format", choices=("canvas", "moodle"), required=True)
+    lms.add_argument("--mapping", type=Path, required=True,
+                     help="CSV: student -> the LMS's id (see lms.py / README)")
+    lms.add_argument("--moodle-id", choices=("email", "idnumber"), default="email")
+    lms.add_argument("--out", type=Path, default=None, help="default: <grades>/lms/<format>.csv")
 
     sub = commands.add_parser("submit", help="zip a notebook for the grader as "
                                              "<student>__<assignment>.zip (course_utils.submit)")
@@ -84,13 +108,31 @@ def main(argv: list[str] | None = None) -> int:
 
             folder, archive = build_bundle(args.out)
             print(f"student course bundle: {folder} and {archive} (hand out either)")
-        elif args.command == "grade":  # only submissions: fixtures are the `fixtures` command
+        elif args.command == "grade" and args.autograder:
             from course_utils.instructor.grading.grade import grade_all
 
-            autograder = args.autograder or PROJECT_ROOT / "dist" / "autograder" / args.assignment
-            grade_all(args.submissions, autograder, args.out, timeout=args.timeout,
+            grade_all(args.submissions, args.autograder, args.out, timeout=args.timeout,
                       budget=args.budget, memory_mb=args.memory_mb,
                       isolation_mode=args.isolation, marks=args.marks)
+        elif args.command == "grade":  # only submissions: fixtures are the `fixtures` command
+            from course_utils.instructor.grading.course_run import grade_course
+            from course_utils.instructor.grading.shards import parse_shard
+
+            grade_course(args.submissions, args.autograders, args.out, only=args.assignment,
+                         jobs=args.jobs, shard=parse_shard(args.shard) if args.shard else None,
+                         regrade=args.regrade, marks=args.marks, timeout=args.timeout,
+                         budget=args.budget, memory_mb=args.memory_mb,
+                         isolation_mode=args.isolation)
+        elif args.command == "merge":
+            from course_utils.instructor.grading.course_run import merge as merge_shards
+
+            merge_shards(args.shards, args.out, args.marks)
+            print(f"merged {len(args.shards)} shards into {args.out}")
+        elif args.command == "lms":
+            from course_utils.instructor.grading.lms import write_export
+
+            path = write_export(args.grades, args.format, args.mapping, args.out, args.moodle_id)
+            print(f"wrote {path}")
         elif args.command == "fixtures":
             from course_utils.instructor.grading.fixtures import grade_fixtures
 

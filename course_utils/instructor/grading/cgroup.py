@@ -126,3 +126,38 @@ class SubmissionCgroup:
                 folder.rmdir()
             except OSError:
                 pass
+
+
+def remove_stale(prefix: str = "grading-", min_age: float = 2.0) -> list[str]:
+    """Remove the empty cgroups ``<prefix><pid>-...`` a grader left when it was killed (a
+    SIGKILL ends its sandboxes, ``--die-with-parent``, but cannot remove their folders), when
+    that grader's pid is gone and the cgroup is older than ``min_age`` seconds (never one
+    being set up: created, not yet joined); returns what was removed."""
+    removed = []
+    try:
+        version, folders = _folders("x")
+    except (OSError, KeyError, ValueError):
+        return removed
+    for parent in {folder.parent for folder in folders.values()}:
+        for group in parent.glob(f"{prefix}*"):
+            pid = group.name[len(prefix):].split("-", 1)[0]
+            if not pid.isdigit() or _alive(int(pid)):
+                continue
+            try:
+                if time.time() - group.stat().st_mtime >= min_age and \
+                        not (group / "cgroup.procs").read_text().split():
+                    group.rmdir()
+                    removed.append(str(group))
+            except OSError:
+                pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,4 +1,6 @@
-"""``make grade``: grade every submission with the hidden tests, outside the student's kernel.
+"""One assignment's folder of submissions graded with the hidden tests, outside the student's
+kernel, one after another (``grade --autograder dist/autograder/NN``, ``make grade-fixtures``;
+``make grade`` grades the whole course with the same steps: ``course_run.py``).
 
 For each submission (a folder or a zip holding the student's notebook):
 
@@ -40,7 +42,12 @@ from course_utils.instructor.grading.grade_reports import (
     written_markdown,
 )
 from course_utils.instructor.grading.sandbox import isolation
-from course_utils.instructor.grading.scoring import Graded, grade_submission, load_tests
+from course_utils.instructor.grading.scoring import (
+    Graded,
+    grade_submission,
+    load_tests,
+    one_torch_thread,
+)
 from course_utils.instructor.grading.submissions import load_submissions
 
 
@@ -67,10 +74,11 @@ def grade_all(submissions_dir: Path, autograder: Path, out: Path, *, timeout: fl
     master = json.loads((autograder / info["notebook"]).read_text(encoding="utf-8"))
     results = []
     for submission in submissions:
-        graded = grade_submission(submission, questions, tests, iso, timeout=timeout,
-                                  budget=budget, memory_mb=memory_mb, hide=hide,
-                                  log_dir=out / "logs" / submission.student,
-                                  allow_imports=allow_imports, master=master)
+        with one_torch_thread():
+            graded = grade_submission(submission, questions, tests, iso, timeout=timeout,
+                                      budget=budget, memory_mb=memory_mb, hide=hide,
+                                      log_dir=out / "logs" / submission.student,
+                                      allow_imports=allow_imports, master=master)
         graded.marks = hand_marks.get(graded.student, {})
         results.append(graded)
         atomic_write_text(out / "feedback" / f"{graded.student}.md",

@@ -126,15 +126,40 @@ def _check_members(archive: zipfile.ZipFile) -> None:
             raise ValueError(f"zip member {name[:100]!r} is a symbolic link")
 
 
-def _pick(names: list[str], notebook_name: str, where: str) -> str:
+def _pick(names: list[str], notebook_names: list[str], where: str) -> str:
     candidates = [n for n in names if n.endswith(".ipynb") and "__MACOSX" not in n
                   and ".ipynb_checkpoints" not in n]
-    exact = [n for n in candidates if Path(n).name == notebook_name]
+    exact = [n for n in candidates if Path(n).name in notebook_names]
     chosen = exact or candidates
     if len(chosen) != 1:
-        raise ValueError(f"{where}: expected one {notebook_name}, found "
+        wanted = notebook_names[0] if len(notebook_names) == 1 else "notebook of an assignment"
+        raise ValueError(f"{where}: expected one {wanted}, found "
                          f"{len(chosen)} notebooks {[Path(n).name for n in chosen][:5]}")
     return chosen[0]
+
+
+def read_notebook(entry: Path, notebook_names: list[str]) -> tuple[str, bytes]:
+    """(member, its bytes): the notebook of a folder or zip submission (a zip is read in
+    memory, never extracted; no link is followed). With several notebooks, the one named like
+    one of ``notebook_names`` (``07_im2col_and_fold.ipynb``) is taken; raises ValueError when
+    that leaves none or several."""
+    if entry.is_symlink():
+        raise ValueError(f"{entry.name} is a symbolic link")
+    if entry.is_dir():
+        member = _pick(_notebooks_in(entry), notebook_names, entry.name)
+        return member, _read_no_links(entry, member)
+    with zipfile.ZipFile(entry) as archive:
+        _check_members(archive)
+        member = _pick(archive.namelist(), notebook_names, entry.name)
+        if archive.getinfo(member).file_size > MAX_NOTEBOOK_BYTES:
+            raise ValueError(f"{member} is larger than {MAX_NOTEBOOK_BYTES >> 20} MB")
+        with archive.open(member) as handle:  # the header's size may lie
+            return member, handle.read(MAX_NOTEBOOK_BYTES + 1)
+
+
+def parse_notebook(data: bytes, where: str) -> dict:
+    """The notebook JSON of ``data`` (checked: a cell list of string sources), or ValueError."""
+    return _parse_notebook(data, where)
 
 
 def load_submission(entry: Path, notebook_name: str, assignment: str | None = None
@@ -150,27 +175,20 @@ def load_submission(entry: Path, notebook_name: str, assignment: str | None = No
         submission.error = f"not graded: {refused}"
         return submission
     try:
-        if entry.is_symlink():
-            raise ValueError(f"{entry.name} is a symbolic link")
-        if entry.is_dir():
-            member = _pick(_notebooks_in(entry), notebook_name, entry.name)
-            submission.notebook = _parse_notebook(_read_no_links(entry, member), member)
-        else:
-            with zipfile.ZipFile(entry) as archive:
-                _check_members(archive)
-                member = _pick(archive.namelist(), notebook_name, entry.name)
-                if archive.getinfo(member).file_size > MAX_NOTEBOOK_BYTES:
-                    raise ValueError(f"{member} is larger than {MAX_NOTEBOOK_BYTES >> 20} MB")
-                with archive.open(member) as handle:  # the header's size may lie
-                    submission.notebook = _parse_notebook(
-                        handle.read(MAX_NOTEBOOK_BYTES + 1), member)
+        member, data = read_notebook(entry, [notebook_name])
+        submission.notebook = _parse_notebook(data, member)
         mismatch = assignment_mismatch(named, submission.notebook, assignment)
         if mismatch:
             submission.notebook, submission.error = None, mismatch
             return submission
     except Exception as error:  # noqa: BLE001  (RecursionError, MemoryError: still this one's)
-        submission.error = f"unreadable: {type(error).__name__}: {str(error)[:300]}"
+        submission.error = unreadable(error)
     return submission
+
+
+def unreadable(error: BaseException) -> str:
+    """A submission's result when reading it raised ``error``."""
+    return f"unreadable: {type(error).__name__}: {str(error)[:300]}"
 
 
 def load_submissions(folder: Path, notebook_name: str, assignment: str | None = None
