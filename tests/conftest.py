@@ -72,6 +72,13 @@ def cut_after_header(path: Path, keep: int = 100) -> Path:
     return path
 
 
+@pytest.fixture
+def cut_png():
+    """``cut_after_header``, for a test that truncates images of its own (a test module cannot
+    import conftest by name: tests/fixtures has a conftest too)."""
+    return cut_after_header
+
+
 def truncated_jpeg(path: Path, like: Path) -> Path:
     """Write ``like``'s pixels to ``path`` as a JPEG cut in half."""
     from PIL import Image

@@ -9,7 +9,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import cut_after_header
 
 from course_utils.part_one import dataset_inspection as inspection
 from course_utils.part_one.data_errors import DatasetError, DatasetWarning
@@ -18,8 +17,9 @@ from course_utils.part_one.presets import value_origin
 from course_utils.part_one.train_curves import plain_run_verdict
 
 
-def test_drop_undecodable_moves_a_truncated_image_out_of_every_count(writable_dataset) -> None:
-    cut = cut_after_header(writable_dataset / "train" / "circles" / "circles_0001.png")
+def test_drop_undecodable_moves_a_truncated_image_out_of_every_count(writable_dataset,
+                                                                     cut_png) -> None:
+    cut = cut_png(writable_dataset / "train" / "circles" / "circles_0001.png")
     index = find_images(writable_dataset)
     assert cut in [p for p, _ in index.files["train"]]  # its header reads: find_images keeps it
     with pytest.warns(DatasetWarning, match="circles_0001.png"):
@@ -39,9 +39,10 @@ def test_drop_undecodable_returns_a_clean_index_unchanged(tiny_dataset_dir) -> N
         assert inspection.drop_undecodable(index) is index
 
 
-def test_drop_undecodable_refuses_a_class_left_without_images(writable_dataset) -> None:
+def test_drop_undecodable_refuses_a_class_left_without_images(writable_dataset,
+                                                              cut_png) -> None:
     for path in (writable_dataset / "test" / "circles").glob("*.png"):
-        cut_after_header(path)
+        cut_png(path)
     with pytest.raises(DatasetError, match="test"):
         inspection.drop_undecodable(find_images(writable_dataset))
 
