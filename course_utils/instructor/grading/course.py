@@ -27,6 +27,7 @@ from typing import Any
 from course_utils.instructor.grading.submissions import (
     Submission,
     assignment_mismatch,
+    mark_duplicates,
     parse_entry_name,
     parse_notebook,
     read_notebook,
@@ -162,23 +163,6 @@ def identify(entry: Path, known: list[str]) -> tuple[Submission, str | None, byt
         return submission, named, submission.error.encode()
 
 
-def _mark_duplicates(routed: list[tuple[Submission, str | None, bytes]]) -> None:
-    """Entries of the same student and assignment: which one counts cannot be told, so none
-    is graded (rows ``<id>__<n>``); the student's other assignments still are."""
-    groups: dict[tuple[str, str | None], list[Submission]] = {}
-    for submission, assignment, _ in routed:
-        groups.setdefault((submission.student, assignment), []).append(submission)
-    for (student, _), group in groups.items():
-        if len(group) < 2:
-            continue
-        names = ", ".join(s.source.name for s in group)
-        for number, submission in enumerate(group, start=1):
-            submission.student = f"{student}__{number}"
-            submission.notebook = None
-            submission.error = (f"unreadable: several submissions map to the student id "
-                                f"{student!r} ({names}); rename them and grade again")
-
-
 def task_key(task: Task, fingerprint: str, settings: dict) -> str:
     """The stable name of a task's result file (see the module's docstring)."""
     material = json.dumps([PLAN_FORMAT, task.entry, task.student, task.assignment, task.error,
@@ -194,7 +178,7 @@ def plan_course(inbox: Path, autograders: Path, settings: dict,
     known = list(released)
     wanted = set(only or known)
     routed = [identify(e, known) for e in inbox_entries(inbox)]
-    _mark_duplicates(routed)
+    mark_duplicates([s for s, _, _ in routed], [(s.student, a) for s, a, _ in routed])
     assignments: dict[str, dict] = {}
     for name, folder in released.items():
         if name in wanted:

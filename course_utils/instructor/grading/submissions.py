@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import zipfile
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,17 +199,25 @@ def load_submissions(folder: Path, notebook_name: str, assignment: str | None = 
     entries = [e for e in sorted(Path(folder).iterdir()) if not e.name.startswith(".")
                and (e.is_dir() or e.suffix == ".zip" or e.is_symlink())]
     submissions = [load_submission(e, notebook_name, assignment) for e in entries]
-    ids = [s.student for s in submissions]
-    for duplicate in sorted({i for i in ids if ids.count(i) > 1}):
-        # which one is the student's cannot be told: none is graded, the others still are
-        group = [s for s in submissions if s.student == duplicate]
+    mark_duplicates(submissions, [s.student for s in submissions])
+    return submissions
+
+
+def mark_duplicates(submissions: list[Submission], keys: list[Hashable]) -> None:
+    """Entries that share a key (``keys[i]`` is ``submissions[i]``'s: a student id, or a student
+    and an assignment): which one is the student's cannot be told, so none is graded; each
+    becomes a row ``<id>__<n>`` with the reason, and the student's other entries still are."""
+    groups: dict[Hashable, list[Submission]] = {}
+    for submission, key in zip(submissions, keys, strict=True):
+        groups.setdefault(key, []).append(submission)
+    for group in (g for g in groups.values() if len(g) > 1):
+        student = group[0].student
         names = ", ".join(s.source.name for s in group)
         for number, submission in enumerate(group, start=1):
-            submission.student = f"{duplicate}__{number}"
+            submission.student = f"{student}__{number}"
             submission.notebook = None
             submission.error = (f"unreadable: several submissions map to the student id "
-                                f"{duplicate!r} ({names}); rename them and grade again")
-    return submissions
+                                f"{student!r} ({names}); rename them and grade again")
 
 
 def _parse(source: str) -> list[ast.stmt] | None:
