@@ -8,8 +8,8 @@ Three layers, each able to fail:
   of a row without ``by_construction=``, or builds a ``Check`` by hand (bypassing the rule);
 - the saved rows: every ``results/<notebook>.checks.json`` a graded run wrote passes
   ``Check.label_problem``. Notebooks 01 and 02 are run here (a graded run, about 30 s);
-  03 and 04 are read from any ``runs/*/results`` that ``make run`` left, 05-07 are run by
-  tests/test_notebooks_other_parameters.py.
+  01, 03 and 04 on made-up datasets are checked by tests/test_notebooks_other_datasets.py and
+  05-07 on other parameters by tests/test_notebooks_other_parameters.py.
 """
 
 from __future__ import annotations
@@ -139,11 +139,9 @@ def test_the_source_rule_catches_a_report_value_passed_as_computed():
     assert not label_violations('check_claim("q", s, value("x"), count, True)')  # report side
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS + ROW_BUILDERS,
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS + ROW_BUILDERS if p.name != "checks.py"],
                          ids=lambda p: str(p.relative_to(PROJECT_ROOT)))
 def test_no_row_labels_the_reports_own_value_a_plain_match(path: Path):
-    if path.name == "checks.py":
-        pytest.skip("the module that defines Check")
     assert label_violations(code_of(path)) == []
 
 
@@ -170,18 +168,3 @@ def test_saved_rows_of_a_graded_run_follow_the_rule(graded_results: Path, notebo
     rows = checks.read_checks(graded_results, notebook)
     assert rows, f"{notebook} saved no checks"
     assert checks.label_problems(rows) == []
-
-
-def saved_runs() -> list[Path]:
-    """Every results/*.checks.json that ``make run`` left under runs/."""
-    return sorted((PROJECT_ROOT / "runs").glob(f"*/{checks.RESULTS_DIR}/*.checks.json"))
-
-
-@pytest.mark.parametrize("path", saved_runs() or [None],
-                         ids=lambda p: "no runs/ folder" if p is None else
-                         str(p.relative_to(PROJECT_ROOT)))
-def test_rows_saved_by_make_run_follow_the_rule(path: Path | None):
-    if path is None:
-        pytest.skip("no graded run under runs/ (make run writes results/<notebook>.checks.json)")
-    notebook = path.name.removesuffix(".checks.json")
-    assert checks.label_problems(checks.read_checks(path.parent, notebook)) == []
