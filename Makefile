@@ -37,9 +37,10 @@ run: data  ## execute every notebook with papermill into runs/ (PARAMS=file.yaml
 	$(PY) -m course_utils.instructor.run_notebooks $(if $(PARAMS),--params $(PARAMS)) $(RUN_ARGS)
 
 # The grading sandbox is confined by bubblewrap: install Debian's package if missing (needs
-# root/apt). Without it grading still runs, with rlimits and timeouts only, and summary.md says so.
+# root/apt). Without it grading stops before any submission runs (GRADE_ARGS="--isolation none"
+# grades trusted notebooks unconfined, with rlimits and timeouts only; summary.md says so).
 INSTALL_BWRAP := command -v bwrap >/dev/null || (apt-get update && apt-get install -y bubblewrap) \
-  || echo "warning: bwrap (bubblewrap) missing: the grading sandbox has rlimits and timeouts only"
+  || echo "warning: bwrap (bubblewrap) missing: grading will stop until it is installed"
 
 # Figures drawn under test go to runs/, so a test run never rewrites the committed figures/.
 test: data  ## unit tests + nbval over every notebook

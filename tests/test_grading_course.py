@@ -23,6 +23,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import grading_faults
 import pytest
 
 from course_utils.instructor.grading.course import plan_course
@@ -151,6 +152,25 @@ def test_all_cores_give_byte_identical_tables(course: Path, serial: Path,
     assert "grading: 9/9 done, 1 with problems" in capsys.readouterr().err  # mix
 
 
+def test_a_worker_that_dies_costs_only_its_submission(course: Path, serial: Path) -> None:
+    """A dead worker breaks the whole pool; its tasks are graded again one at a time, so only
+    the submission whose worker dies again is lost, as its own row, and the run ends."""
+    out = course / "dying"
+    counts = grade_course(course / "inbox", course / "dist" / "autograder", out, jobs=2,
+                          grade=grading_faults.grade_or_die, echo=False)
+    assert counts["graded"] == 9
+    assert (out / A04 / "grades.csv").read_text() == (serial / A04 / "grades.csv").read_text()
+    ours, theirs = ((folder / A05 / "grades.csv").read_text().splitlines()
+                    for folder in (out, serial))
+    dying = grading_faults.DYING_STUDENT
+    assert [r for r in ours if not r.startswith(dying + ",")] == \
+        [r for r in theirs if not r.startswith(dying + ",")]
+    row = next(r for r in ours if r.startswith(dying + ","))
+    assert row.split(",")[-1] == "0" and next(
+        r for r in theirs if r.startswith(dying + ",")).split(",")[-1] != "0"
+    assert "the grader's worker died" in (out / A05 / "summary.md").read_text()
+
+
 def _left_behind() -> list[str]:
     """Processes of ``nobody`` running our sandbox server, and our cgroups."""
     found = [str(p) for p in Path("/sys/fs/cgroup").glob("**/grading-*") if p.is_dir()]
@@ -217,7 +237,7 @@ def test_a_killed_run_started_again_ends_with_the_same_tables(course: Path, seri
     out = course / "killed"
     command = [sys.executable, "-m", "course_utils.instructor.grading", "grade",
                str(course / "inbox"), "--autograders", str(course / "dist" / "autograder"),
-               "--out", str(out), "--jobs", "1"]
+               "--out", str(out), "--jobs", "2"]  # workers, sandboxes and all killed
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     process = subprocess.Popen(command, env=env, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -274,6 +294,22 @@ def test_one_assignment_is_a_filter_of_the_course(course: Path, serial: Path) ->
     assert "were left out (--assignment)" in (out / "summary.md").read_text()
     with pytest.raises(ValueError, match="99_none: not released"):
         grade_course(course / "inbox", course / "dist" / "autograder", out, only=["99_none"])
+    with pytest.raises(ValueError, match="merge --marks"):  # a shard would drop the marks
+        grade_course(course / "inbox", course / "dist" / "autograder", out, shard=(0, 2),
+                     marks=course / "marks.csv", echo=False)
+
+
+def test_an_entry_gone_from_the_inbox_leaves_no_feedback_behind(course: Path, serial: Path,
+                                                                 tmp_path: Path) -> None:
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    shutil.copytree(course / "inbox", inbox)
+    shutil.copytree(serial / "results", out / "results")
+    grade_course(inbox, course / "dist" / "autograder", out, jobs=1, echo=False)
+    assert (out / A05 / "feedback" / "copy_b.md").exists()
+    (inbox / f"copy_b__{A05}.zip").unlink()
+    grade_course(inbox, course / "dist" / "autograder", out, jobs=1, echo=False)
+    assert not (out / A05 / "feedback" / "copy_b.md").exists()
+    assert (out / A05 / "feedback" / "copy_a.md").exists()
 
 
 def test_hand_marks_are_merged_into_the_gradebook(course: Path, serial: Path) -> None:

@@ -267,6 +267,51 @@ def test_bwrap_confinement_as_measured(tmp_path) -> None:
             box.kill()
 
 
+SPIN_CELL = '''
+import os
+import resource
+import time
+
+def spin(processes, seconds):
+    """CPU seconds that ``processes`` busy processes used in ``seconds`` of wall time."""
+    started = time.monotonic()
+    children = []
+    for _ in range(processes):
+        pid = os.fork()
+        if pid == 0:
+            while time.monotonic() - started < seconds:
+                pass
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime, time.monotonic() - started
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not isolation().namespaces,
+                    reason="bwrap and a cgroup as root, as in CI")
+def test_a_submission_gets_its_cpu_quota_however_many_processes_it_starts(tmp_path,
+                                                                           monkeypatch) -> None:
+    """Submissions graded side by side cannot take each other's cores (every time limit is
+    wall-clock): the cgroup caps the CPU time of all of one submission's processes. A quarter
+    core here, so four busy processes that would take every core of a 2-core machine stay
+    under it."""
+    from course_utils.instructor.grading import cgroup
+
+    monkeypatch.setattr(cgroup, "CPU_CORES", 0.25)
+    box = Sandbox([("cell 1", SPIN_CELL)], isolation(), call_timeout=20, cell_timeout=5,
+                  log_dir=tmp_path)
+    try:
+        box.start()
+        assert box.cgroup is not None and box.cgroup.cpu_limited
+        used, wall = StudentFunction(box, "spin")(4, 2.0)
+    finally:
+        box.kill()
+    assert wall >= 2.0 and used <= 0.25 * wall * 1.3 + 0.1, (used, wall)
+
+
 NOT_ROOT_SCRIPT = '''
 import os, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -345,3 +390,20 @@ def test_a_grader_that_is_not_root_still_gets_bwrap(tmp_path) -> None:
     assert "RLIMIT_AS per process only" in described
     assert {"etc", "home", "run", "var"}.isdisjoint(listing)
     assert left == []
+
+
+def test_grading_stops_when_bwrap_cannot_confine_the_sandbox(monkeypatch, tmp_path) -> None:
+    """No submission runs unconfined by default: without bwrap, grading stops before the first
+    sandbox with the fix named; ``--isolation none`` is the explicit way round it."""
+    from course_utils.instructor.grading import confine
+    from course_utils.instructor.grading.course_run import grade_course
+
+    monkeypatch.setattr(confine.shutil, "which", lambda name: None)
+    with pytest.raises(confine.ConfinementUnavailable, match="apt-get install bubblewrap"):
+        confine.confined("auto")
+    assert not confine.confined("none").namespaces
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    with pytest.raises(confine.ConfinementUnavailable, match="--isolation none"):
+        grade_course(inbox, tmp_path / "autograder", tmp_path / "out", echo=False)
+    assert not (tmp_path / "out" / "results").exists()

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from made_up_datasets import MadeUp, digits_dataset, mixed_rgb_dataset
+from markdown_claims import unproved
 from PIL import Image
 
 from course_utils.checks import label_problems, read_checks
@@ -41,7 +42,7 @@ COMMON = {
     "01_data_exploration": [],
     "03_training": ["-p", "progress", "False", "-y", f"compare_lrs: {LEARNING_RATES}",
                     "-p", "compare_steps", "3"],
-    "04_fps_benchmark": ["-p", "batch_sizes", "[2]", "-p", "end_to_end_batch_sizes", "[2, 4]",
+    "04_fps_benchmark": ["-p", "batch_sizes", "[2, 4]", "-p", "end_to_end_batch_sizes", "[2, 4]",
                          "-p", "latency_images", "2"],
 }
 NOTEBOOKS = tuple(COMMON)
@@ -183,6 +184,14 @@ def test_notebook01_statements_hold(dataset_run) -> None:
         assert verdict(width_row) == "yes" and width_row["independent"], width_row
 
 
+def test_each_run_breaks_the_sentences_it_is_named_for(dataset_run) -> None:
+    """The sentences ``markdown_claims`` forbids, named for this dataset's runs, are false here
+    (``test_markdown_claims`` keeps them out of the notebooks)."""
+    name, _, executed, _ = dataset_run
+    for notebook, nb in executed.items():
+        assert unproved(f"{notebook[:2]}_{name}", stdout(nb)) == [], notebook
+
+
 def test_notebook03_statements_hold(dataset_run) -> None:
     name, made, executed, results = dataset_run
     nb = executed["03_training"]
@@ -212,7 +221,11 @@ def test_notebook03_statements_hold(dataset_run) -> None:
     margin = line_of(facts, rf"^test accuracy at least chance \({chance:.3f}\) \+ 0.2\s+(yes|no)$")
     assert margin.group(1) == ("yes" if result["final_accuracy"] >= chance + 0.2 else "no")
 
-    # Going further: each "loss jumped past 10 x ln(K)" verdict against the printed peak.
+    # Going further: the comparison's steps as a fraction of this dataset's epoch.
+    steps = min(3, batches)  # compare_steps 3, never more than one epoch
+    assert (f"{steps} steps are {steps / batches:.0%} of one epoch ({batches} batches)"
+            in stdout(nb))
+    # Each "loss jumped past 10 x ln(K)" verdict against the printed peak.
     peaks = cell_text(nb, "# NBVAL_IGNORE_OUTPUT\nln_classes")
     assert f"ln({k}) = {ln_k:.4f}" in peaks
     table = cell_text(nb, "# The losses' digits depend")
@@ -269,6 +282,15 @@ def test_notebook04_statements_hold(dataset_run) -> None:
     printed = stdout(nb)
     assert f"every one of the {test} test images was counted once" in printed
     assert f"each ran the model on {test} of {test} test images" in printed
+
+    sweep = cell_text(nb, "# NBVAL_IGNORE_OUTPUT\nmodel_only = fps.fps_sweep")
+    fps_by_batch = {int(b): float(f) for b, f in re.findall(
+        r"^\d+\s+\d+\s+(\d+)\s+[\d.]+\s+([\d.]+)\s+\w+$", sweep, re.M)}
+    assert sorted(fps_by_batch) == [2, 4], sweep
+    grew = line_of(sweep, r"^FPS grew at every larger batch size on this run: (yes|no) "
+                          r"\(best: batch (\d+)\)$")
+    agrees(fps_by_batch[4] - fps_by_batch[2], 0, grew.group(1) == "yes", 0.001)
+    assert int(grew.group(2)) == max(fps_by_batch, key=fps_by_batch.get)
 
     warm = cell_text(nb, "# NBVAL_IGNORE_OUTPUT\nwarm = [fps.warm_fps")
     ahead = []

@@ -1,17 +1,19 @@
-"""Notebooks 05, 06 and 07 on other parameters: every claim they print, and every result their
-markdown states, holds for the numbers printed beside it.
+"""Notebooks 02, 05, 06 and 07 on other parameters: every claim they print holds for the
+numbers printed beside it, and each run breaks the sentences ``markdown_claims`` forbids.
 
 Each notebook runs as a graded run does (papermill's command line, ``-p``), on parameters other
 than the defaults:
+- 02 at ``image_size`` 64 (pool2 upsamples; fc1 does about 5% of the FLOPs, not under 1%);
 - 05 with another activation pair and weights (E falls), and with weights whose hidden ReLU dies
   after two steps while E still ends lower (the row "E falls under repeated updates" must say no);
 - 06 with ``search_bound`` 1.0 (a few hundred candidates per equation, not thousands) and 0.5
   (too small: the notebook must stop with a ValueError naming the smallest bound that works);
 - 07 with other timing sizes, channels and batch.
-The tests parse what each run printed and its saved checks (``results/*.checks.json``), and hold
-the markdown to ``MARKDOWN_CLAIMS``: a sentence that states a result only if the run's numbers
-make it true. They compare no CPU-kernel output (``make test-kernels`` skips them). The five
-runs take about a minute on 2 CPU cores, two at a time.
+The tests parse what each run printed and its saved checks (``results/*.checks.json``), and
+prove on these runs that the sentences of ``markdown_claims.CLAIMS`` are false for them (so
+``test_markdown_claims`` forbids no sentence that is always true). They compare no CPU-kernel
+output (``make test-kernels`` skips them). The six runs take about a minute and a half on 2
+CPU cores, two at a time.
 """
 
 from __future__ import annotations
@@ -21,17 +23,18 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from markdown_claims import candidates, free_pixel_draws, loop_ratios, unproved
 
 from course_utils.checks import label_problems, read_checks
 from course_utils.paths import FIGURES_ENV, NOTEBOOKS_DIR, PROJECT_ROOT, RUN_DIR_ENV
 
 RUNS = {
+    "02_size_64": ("02_model_and_parameters", ["-p", "image_size", "64"]),
     "05_alive": ("05_chain_rule", ["-p", "f", "sigmoid", "-p", "g", "tanh", "-p", "w1", "-0.5",
                                    "-p", "w2", "0.8", "-p", "w3", "-1.2", "-p", "t", "0.4",
                                    "-p", "lr", "0.5", "-p", "steps", "30"]),
@@ -106,60 +109,29 @@ def rows_of(result: SimpleNamespace) -> dict:
     return {row.quantity: row for row in rows}
 
 
-# ---- markdown that states a result holds only where this run's numbers make it true ----------
-
-def _candidates(text: str) -> list[int]:
-    found = number(r"each dL/dK equation alone: \(([\d, ]+)\)", text)[0]
-    return [int(n) for n in found.split(",")]
-
-
-def _free_pixel_draws(text: str) -> tuple[int, int]:
-    reproduced, trials = number(r"bounds the undetermined pixels: (\d+) of (\d+) joint draws",
-                                text)
-    return int(reproduced), int(trials)
-
-
-#: (notebook, sentence pattern, what must hold of the run's printed text for it to be true).
-#: A sentence matching the pattern in the notebook's markdown fails the test on any run where
-#: the condition does not hold: the sentences issue 18 found, should they come back.
-MARKDOWN_CLAIMS: list[tuple[str, str, Callable[[str], bool]]] = [
-    ("06_conv_backprop_by_hand", r"thousands of (grid points|candidates)",
-     lambda text: min(_candidates(text)) >= 1000),
-    ("06_conv_backprop_by_hand", r"no printed number depends on them",
-     lambda text: _free_pixel_draws(text)[0] == _free_pixel_draws(text)[1]),
-    ("06_conv_backprop_by_hand", r"All of the worked example's inputs follow",
-     lambda text: number(r"(\d+) not determined by the report", text)[0] == "0"),
-    ("06_conv_backprop_by_hand", r"what the recovery never used: the\s+conv output",
-     lambda text: "conv_output:" not in number(r"(prints the recovery read[^\n]*(?:\n  [^\n]*)*)",
-                                               text)[0]),
-    ("05_chain_rule", r"E falls at every step|E keeps falling",
-     lambda text: "E fell at" in text and "stalled" not in text),
-    ("07_im2col_and_fold", r"orders of magnitude faster than (the )?loops",
-     lambda text: min(_loop_ratios(text)) >= 100),
-]
-
-
-def unconditional_claims(result: SimpleNamespace) -> list[str]:
-    """The MARKDOWN_CLAIMS of this run's notebook that its markdown makes and its run breaks."""
-    text, prose = printed(result.executed), markdown(result.executed)
-    return [pattern for notebook, pattern, holds in MARKDOWN_CLAIMS
-            if notebook == result.notebook and re.search(pattern, prose) and not holds(text)]
-
+# ---- the sentences markdown_claims forbids are false for these runs ------------------------------
 
 @pytest.mark.parametrize("label", [label for label in RUNS if label != "06_bound_05"])
-def test_markdown_states_no_result_this_run_breaks(runs: dict, label: str):
-    assert unconditional_claims(runs[label]) == []
+def test_each_run_breaks_the_sentences_it_is_named_for(runs: dict, label: str):
+    assert unproved(label, printed(runs[label].executed)) == []
 
 
-def test_the_claims_check_catches_a_reintroduced_sentence(runs: dict):
-    """The check above can fail: put back 06's old sentence and the search_bound 1.0 run
-    breaks it (154 to 376 candidates, not thousands)."""
-    result = runs["06_bound_1"]
-    executed = json.loads(json.dumps(result.executed))
-    executed["cells"].append({"cell_type": "markdown", "metadata": {}, "source": [
-        "Each equation alone allows thousands of grid points; together they allow exactly one."]})
-    broken = SimpleNamespace(notebook=result.notebook, executed=executed)
-    assert unconditional_claims(broken) == [r"thousands of (grid points|candidates)"]
+# ---- 02: pool2 and the FLOP shares at another input size -------------------------------------
+
+def test_02_prints_what_pool2_does_and_fc1s_share_at_its_size(runs: dict):
+    result = runs["02_size_64"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = printed(result.executed)
+    side, does = number(r"image_size 64: pool2 gets (\d+)x\d+ maps and ([^\n]+?) to give", text)
+    assert int(side) < 54 and does == "repeats values (it upsamples)"
+    shares = {int(size): (float(convs), float(fc1), flag == "True") for size, convs, fc1, flag
+              in re.findall(r"at (\d+)x\d+: the convs do ([\d.]+)% of the FLOPs, fc1 ([\d.]+)% "
+                            r"\(fc1 under 1%: (\w+)\)", text)}
+    assert set(shares) == {256, 64}
+    for convs, fc1, under in shares.values():
+        assert under == (fc1 < 1.0) and convs + fc1 <= 100.0
+    assert shares[256][2] and not shares[64][2]  # the old "under 1% of the work" at 256 only
+    rows_of(result)  # its saved rows keep the label rule at another size
 
 
 # ---- 05: the descent claim ---------------------------------------------------------------------
@@ -200,7 +172,8 @@ def test_06_counts_printed_for_a_smaller_search(runs: dict):
     result = runs["06_bound_1"]
     assert result.returncode == 0, result.stderr[-3000:]
     text = printed(result.executed)
-    counts = _candidates(text)
+    counts = candidates(text)
+    assert counts, text[:3000]
     low, high = number(r"\(([\d,]+) to ([\d,]+)\)", text)
     assert (int(low.replace(",", "")), int(high.replace(",", ""))) == (min(counts), max(counts))
     assert max(counts) < 1000  # the case the old "thousands" sentence got wrong
@@ -210,7 +183,7 @@ def test_06_counts_printed_for_a_smaller_search(runs: dict):
         r"not determined", text))
     search_cell = number(r"solutions satisfying all 8 equations: 1\n((?:X\[[^\n]*\n)*)", text)[0]
     assert searched + fixed + free == 25 and searched == len(search_cell.splitlines())
-    reproduced, trials = _free_pixel_draws(text)
+    reproduced, trials = free_pixel_draws(text)
     assert trials == 60 and 0 < reproduced < trials  # the conv output does bound them
     boxed = re.search(r"^conv output as printed\s+(\d+)$", text, re.M)
     assert boxed and int(boxed.group(1)) == reproduced
@@ -244,22 +217,11 @@ def test_06_too_small_a_bound_stops_with_the_bound_that_works(runs: dict):
 
 # ---- 07: the timing claims and the fold cases ----------------------------------------------------
 
-def _loop_ratios(text: str) -> list[float]:
-    """The "loops / im2col" column of the timing table (size, loops, im2col, torch, ratios)."""
-    header = text.find("loops / im2col  im2col / torch")
-    assert header >= 0, "no timing table in the printed output"
-    table = text[header:].split("\n\n")[0]
-    rows = re.findall(r"^(\d+)\s+([\d.e+-]+)\s+([\d.e+-]+)\s+([\d.e+-]+)\s+([\d.e+-]+)\s+"
-                      r"([\d.e+-]+)$", table, re.M)
-    assert rows, "no timing table in the printed output"
-    return [float(row[4]) for row in rows]
-
-
 def test_07_rows_agree_with_the_printed_timings_and_fold_cases(runs: dict):
     result = runs["07_sizes"]
     assert result.returncode == 0, result.stderr[-3000:]
     text = printed(result.executed)
-    ratios = _loop_ratios(text)
+    ratios = loop_ratios(text)
     assert len(ratios) == 2  # one row per timing size
     rows = rows_of(result)
     efficiency = rows["efficiency: matrix multiply beats the loops"]

@@ -225,5 +225,15 @@ def report_checks(results: dict[str, np.ndarray], inputs: Inputs,
         why="the printed row does not equal ours without its first zero"))
     rows.append(check_claim(
         "max-pool delta, rows 1, 3, 4", "Part Two, Result", "as printed (8 decimals)",
-        "equal" if all(pool_rows_ok) else "differ", all(pool_rows_ok)))
+        "equal" if all(pool_rows_ok) else "differ", all(pool_rows_ok),
+        by_construction=_pool_reason(reads)))
     return rows
+
+
+def _pool_reason(reads: dict[str, str]) -> str | None:
+    """The max-pool delta is the sigmoid delta placed at the pooling winners: its rows agree by
+    construction when the recovery read the sigmoid delta's print."""
+    if "sigmoid_delta" not in reads:
+        return None
+    return ("its entries are the sigmoid delta at the pooling winners, and the recovery read "
+            f"the sigmoid delta's print ({reads['sigmoid_delta']})")

@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--memory-mb", type=int, default=1024,
                        help="memory of one submission: its cgroup (all processes and /tmp) "
                             "where the machine allows one, and each process's address space")
-    grade.add_argument("--isolation", choices=("auto", "none"), default="auto")
+    grade.add_argument("--isolation", choices=("auto", "none"), default="auto",
+                       help="auto: bubblewrap, and stop where it cannot confine the sandbox; "
+                            "none: no confinement (only for notebooks you trust)")
     grade.add_argument("--marks", type=Path, default=None,
                        help="CSV of the hand-graded questions' points (fill in "
                             "<out>/marks_template.csv), merged into grades.csv and gradebook.csv")

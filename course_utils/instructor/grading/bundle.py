@@ -222,7 +222,12 @@ notebooks import, torch included, from the Python package index (on Linux that t
 CUDA build, a few GB; on a machine without a GPU you may first run
 `.venv/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu`).
 
-## Work
+## Read, then work
+Your instructor may publish the course as a website (the *student edition* of the course's
+book: every chapter with its formulas, figures and checks, each exercise as its question and
+the stub you fill in). Read there, with nothing installed; write and run the code here, in
+JupyterLab:
+
 ```bash
 .venv/bin/jupyter lab notebooks/
 ```

@@ -1,11 +1,18 @@
 """One submission's control group: a memory limit for all its processes *and* the tmpfs pages
-they write (the kernel charges shared memory to the writer's cgroup), and a process count.
+they write (the kernel charges shared memory to the writer's cgroup), a process count, and one
+core's worth of CPU time (``CPU_CORES``) for all its processes together.
+
+The CPU quota is what keeps submissions graded side by side (``--jobs N``) from changing each
+other's grades: every time limit is wall-clock, so without it one submission spinning up 64
+busy processes would take the cores its neighbours need to finish their cells in time. With it,
+a submission gets at most one core however many processes it starts, so N jobs on N cores each
+get theirs (the kernel's CFS bandwidth control: ``cpu.max`` in v2, ``cpu.cfs_quota_us`` in v1).
 
 RLIMIT_AS is per process (three children and a parent held 2.5 GB against a 1 GB "limit"), so
 the sandbox is started inside a cgroup of its own when this machine lets the grader make one:
-cgroup v1 (``memory`` and ``pids`` hierarchies) or v2 (one unified tree with those controllers
-enabled). Where it cannot (not root, no writable cgroup), ``SubmissionCgroup.create`` returns
-None with the reason, and only the rlimits hold.
+cgroup v1 (``memory``, ``pids`` and ``cpu`` hierarchies) or v2 (one unified tree with those
+controllers enabled). Where it cannot (not root, no writable cgroup),
+``SubmissionCgroup.create`` returns None with the reason, and only the rlimits hold.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import time
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
+CPU_CORES = 1.0  # CPU time of one submission, all its processes together, in cores
+CPU_PERIOD_US = 100_000
 
 
 def _own_paths() -> dict[str, str]:
@@ -33,8 +42,8 @@ def _folders(name: str) -> tuple[str, dict[str, Path]]:
     own = _own_paths()
     if (ROOT / "cgroup.controllers").exists():  # unified hierarchy mounted at the root
         parent = ROOT / own.get("", "/").lstrip("/")
-        return "v2", {"memory": parent / name, "pids": parent / name}
-    return "v1", {c: ROOT / c / own[c].lstrip("/") / name for c in ("memory", "pids")
+        return "v2", {"memory": parent / name, "pids": parent / name, "cpu": parent / name}
+    return "v1", {c: ROOT / c / own[c].lstrip("/") / name for c in ("memory", "pids", "cpu")
                   if c in own and (ROOT / c).is_dir()}
 
 
@@ -43,6 +52,23 @@ class SubmissionCgroup:
 
     def __init__(self, version: str, folders: dict[str, Path]):
         self.version, self.folders = version, folders
+        self.cpu_limited = False
+
+    def _limit_cpu(self, cores: float) -> bool:
+        """At most ``cores`` of CPU time for the whole cgroup; False where the controller is
+        not there (v2 without ``cpu`` enabled for children)."""
+        folder = self.folders.get("cpu")
+        quota = int(cores * CPU_PERIOD_US)
+        if folder is None:
+            return False
+        if self.version == "v2":
+            if not (folder / "cpu.max").exists():
+                return False
+            (folder / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
+            return True
+        (folder / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+        (folder / "cpu.cfs_quota_us").write_text(str(quota))
+        return True
 
     @classmethod
     def create(cls, name: str, memory_bytes: int, max_pids: int
@@ -66,6 +92,7 @@ class SubmissionCgroup:
                     (memory / "memory.memsw.limit_in_bytes").write_text(str(memory_bytes))
             if "pids" in folders and (folders["pids"] / "pids.max").exists():
                 (folders["pids"] / "pids.max").write_text(str(max_pids))
+            group.cpu_limited = group._limit_cpu(CPU_CORES)
             return group, ""
         except OSError as error:
             for folder in locals().get("folders", {}).values():

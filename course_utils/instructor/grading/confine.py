@@ -130,12 +130,33 @@ def isolation(requested: str = "auto") -> Isolation:
     return Isolation(bwrap, root, notes + [memory_note()])
 
 
+class ConfinementUnavailable(RuntimeError):
+    """Student code would run unconfined: bwrap is missing or cannot start here."""
+
+
+def confined(requested: str = "auto") -> Isolation:
+    """The isolation to grade with: ``auto`` stops (``ConfinementUnavailable``, naming the fix)
+    where bwrap cannot confine the sandbox, since an unconfined submission could read the
+    hidden tests or rewrite a classmate's result file; ``none`` is the explicit way to grade
+    notebooks one trusts without confinement (rlimits and timeouts only)."""
+    iso = isolation(requested)
+    if requested != "none" and not iso.namespaces:
+        raise ConfinementUnavailable(
+            f"grading stopped before any submission ran: {iso.notes[0]}. Student code runs "
+            "only inside bubblewrap's namespaces: install it (apt-get install bubblewrap) or "
+            "allow unprivileged user namespaces, or pass --isolation none to grade notebooks "
+            "you trust without confinement")
+    return iso
+
+
 def memory_note() -> str:
     """Whether each submission gets a memory cgroup here (tried once, removed at once)."""
     from course_utils.instructor.grading.cgroup import SubmissionCgroup
 
     group, why = SubmissionCgroup.create(f"grading-probe-{os.getpid()}", 1 << 30, 64)
     if group is None:
-        return f"memory: RLIMIT_AS per process only ({why})"
+        return f"memory: RLIMIT_AS per process only ({why}); CPU: not capped"
     group.remove()
-    return "memory: one cgroup per submission (all its processes and its /tmp)"
+    cpu = ("CPU: one core for all its processes" if group.cpu_limited
+           else "CPU: not capped (no cpu controller)")
+    return f"memory: one cgroup per submission (all its processes and its /tmp); {cpu}"

@@ -147,6 +147,10 @@ def _assignment_tables(out: Path, name: str, info: dict, rows: list[Graded],
     for g in rows:
         atomic_write_text(out / "feedback" / f"{g.student}.md",
                           feedback_markdown(g, questions, name, iso))
+    current = {f"{g.student}.md" for g in rows}  # an entry gone from the inbox: its file too
+    for stale in (out / "feedback").glob("*.md"):
+        if stale.name not in current:
+            stale.unlink()
     if any(q["manual"] for q in questions):
         for q in (q for q in questions if q["manual"]):
             atomic_write_text(out / "written" / f"{q['name']}.md", written_markdown(q, rows))

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from course_utils.atomic import atomic_write_text
 from course_utils.instructor.grading.cgroup import remove_stale
+from course_utils.instructor.grading.confine import confined
 from course_utils.instructor.grading.course import grader_fingerprint, plan_course
 from course_utils.instructor.grading.course_reports import build_tables
-from course_utils.instructor.grading.parallel import default_jobs, grade_plan
-from course_utils.instructor.grading.sandbox import isolation
+from course_utils.instructor.grading.parallel import default_jobs, grade_one, grade_plan
 from course_utils.instructor.grading.shards import merge_plans, shard_of
 
 
@@ -21,20 +22,24 @@ def grade_course(inbox: Path, autograders: Path, out: Path, *, only: list[str] |
                  jobs: int | None = None, shard: tuple[int, int] | None = None,
                  regrade: bool = False, marks: Path | None = None, timeout: float = 10.0,
                  budget: float = 120.0, memory_mb: int = 1024, isolation_mode: str = "auto",
-                 echo: bool = True) -> dict:
+                 echo: bool = True, grade: Callable[..., dict] = grade_one) -> dict:
     """Grade every submission of ``inbox`` against the assignment it declares; returns
     {"graded", "kept", "tasks", "seconds"}. Results go to ``out/results``; the tables to
-    ``out`` (per assignment ``out/<assignment>/``, and ``gradebook.csv``) unless sharded."""
+    ``out`` (per assignment ``out/<assignment>/``, and ``gradebook.csv``) unless sharded.
+    ``grade``: what grades one task (``parallel.grade_one``; tests pass one that fails)."""
     started = time.monotonic()
     inbox, autograders, out = Path(inbox).resolve(), Path(autograders).resolve(), \
         Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)  # exists before the first sandbox, so it is hidden
     remove_stale()  # empty cgroups of a grader that was killed (a resumed run's predecessor)
-    iso = isolation(isolation_mode)
+    iso = confined(isolation_mode)
     settings = {"timeout": timeout, "budget": budget, "memory_mb": memory_mb,
                 "isolation": iso.describe(), "grader": grader_fingerprint()}
+    if marks and shard is not None:
+        raise ValueError("--marks with --shard: a shard writes no tables; pass the marks file "
+                         "to `merge --marks` (make merge-grades GRADE_ARGS=--marks=FILE)")
     plan, submissions = plan_course(inbox, autograders, settings, only)
-    if marks and shard is None:  # a bad marks file stops before any grading
+    if marks:  # a bad marks file stops before any grading
         from course_utils.instructor.grading.course_reports import read_course_marks
 
         read_course_marks(Path(marks), plan)
@@ -46,7 +51,7 @@ def grade_course(inbox: Path, autograders: Path, out: Path, *, only: list[str] |
         mine = type(plan)([t for t in plan.tasks if shard_of(t.entry, plan.shards) == index],
                           plan.assignments, plan.settings)
     counts = grade_plan(mine, submissions, out, iso, jobs=jobs or default_jobs(),
-                        hide=[inbox, out, autograders], regrade=regrade)
+                        hide=[inbox, out, autograders], regrade=regrade, grade=grade)
     if shard is None:
         build_tables(plan, [out / "results"], out, marks)
     counts.update(tasks=len(mine.tasks), seconds=time.monotonic() - started)

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from course_utils.atomic import atomic_write_text
+from course_utils.instructor.grading.confine import confined
 from course_utils.instructor.grading.grade_reports import (
     feedback_markdown,
     grades_csv,
@@ -41,7 +42,6 @@ from course_utils.instructor.grading.grade_reports import (
     table_text,
     written_markdown,
 )
-from course_utils.instructor.grading.sandbox import isolation
 from course_utils.instructor.grading.scoring import (
     Graded,
     grade_submission,
@@ -62,7 +62,7 @@ def grade_all(submissions_dir: Path, autograder: Path, out: Path, *, timeout: fl
     info, tests = load_tests(autograder)
     questions = info["questions"]
     out.mkdir(parents=True, exist_ok=True)  # exists before the first sandbox, so it is hidden
-    iso = isolation(isolation_mode)
+    iso = confined(isolation_mode)
     submissions = load_submissions(Path(submissions_dir), info["notebook"], info["assignment"])
     hand_marks = (read_marks(Path(marks), questions, [s.student for s in submissions])
                   if marks else {})  # read first: a bad marks file stops before any grading

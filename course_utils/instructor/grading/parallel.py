@@ -12,6 +12,11 @@ imports that each worker would otherwise repeat).
 Each result is ``results/<assignment>/<key>.json`` (``course.task_key``): a rerun grades only
 the tasks without one (``regrade=True`` grades all again); a half-written file never exists
 (``atomic.py``) and one that does not read back is graded again.
+
+A worker that dies (killed for the grader's memory, say) breaks the whole pool, and every task
+it held fails with it. Those tasks are graded again, each in a pool of its own: the others get
+their grades, and a task whose worker dies again is that submission's result (0 points, "the
+grader's worker died"), never a stop of the run.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -83,7 +90,6 @@ def _loaded(autograder: str) -> tuple[dict, dict, dict]:
 def grade_one(task: Task, submission: Submission, context: dict[str, Any]) -> dict:
     """Grade one task (in a worker or here) and write its result file; returns its content."""
     from course_utils.instructor.grading.scoring import grade_submission, one_torch_thread
-    from course_utils.instructor.grading.similarity import answer_code
 
     info, tests, master = _loaded(context["autograder"])
     settings = context["settings"]
@@ -96,12 +102,36 @@ def grade_one(task: Task, submission: Submission, context: dict[str, Any]) -> di
             hide=[Path(h) for h in context["hide"]],
             log_dir=Path(context["logs"]) / submission.student,
             allow_imports=tuple(sandbox.get("allow_imports", [])), master=master)
+    return write_result(task, submission, context, graded)
+
+
+def write_result(task: Task, submission: Submission, context: dict[str, Any],
+                 graded: Graded) -> dict:
+    """Write ``task``'s result file atomically; returns its content."""
+    from course_utils.instructor.grading.similarity import answer_code
+
     result = {"format": RESULT_FORMAT, "key": task.key, "assignment": task.assignment,
               "entry": task.entry, "student": task.student,
               "isolation": context["iso"].describe(), "graded": graded_to_dict(graded),
               "answers": answer_code(submission.notebook) if submission.notebook else {}}
     atomic_write_text(result_path(context["results"], task), json.dumps(result, indent=1) + "\n")
     return result
+
+
+def grade_alone(task: Task, submission: Submission, context: dict[str, Any], server: Any,
+                grade: Callable[..., dict] = grade_one) -> dict:
+    """Grade ``task`` in a pool of its own; a worker that dies on it gives its result."""
+    from course_utils.instructor.grading.scoring import failed_grading
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=server) as pool:
+        try:
+            return pool.submit(grade, task, submission, context).result()
+        except BrokenProcessPool:
+            info, tests, _ = _loaded(context["autograder"])
+            graded = failed_grading(submission.student, info["questions"], tests,
+                                    "grading failed: the grader's worker died while grading "
+                                    "this submission, twice (killed for memory?)")
+            return write_result(task, submission, context, graded)
 
 
 class Progress:
@@ -129,9 +159,11 @@ class Progress:
 
 
 def grade_plan(plan: Plan, submissions: dict[str, Submission], out: Path, iso: Isolation, *,
-               jobs: int, hide: list[Path], regrade: bool = False) -> dict[str, int]:
+               jobs: int, hide: list[Path], regrade: bool = False,
+               grade: Callable[..., dict] = grade_one) -> dict[str, int]:
     """Grade every routed task of ``plan`` without a result in ``out/results`` (all of them
-    with ``regrade``); returns {"graded": n, "kept": n}."""
+    with ``regrade``); returns {"graded": n, "kept": n}. ``grade``: what a worker runs for
+    one task (``grade_one``; a module-level function, as workers import it)."""
     results = Path(out) / "results"
     todo = [t for t in plan.tasks if t.assignment is not None
             and (regrade or read_result(result_path(results, t), t) is None)]
@@ -146,21 +178,28 @@ def grade_plan(plan: Plan, submissions: dict[str, Submission], out: Path, iso: I
 
     if jobs <= 1 or len(todo) <= 1:
         for task in todo:
-            progress.step(grade_one(task, submissions[task.entry], context(task)))
+            progress.step(grade(task, submissions[task.entry], context(task)))
     else:
         server = multiprocessing.get_context("forkserver")
         server.set_forkserver_preload(PRELOAD)
+        lost: list[Task] = []  # tasks of a pool a dead worker broke
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=server) as pool:
-            pending = {pool.submit(grade_one, t, submissions[t.entry], context(t))
-                       for t in todo}
+            tasks = {pool.submit(grade, t, submissions[t.entry], context(t)): t for t in todo}
+            pending = set(tasks)
             try:
                 while pending:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in finished:
-                        progress.step(future.result())
+                        try:
+                            progress.step(future.result())
+                        except BrokenProcessPool:
+                            lost.append(tasks[future])
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
+        for task in sorted(lost, key=todo.index):
+            progress.step(grade_alone(task, submissions[task.entry], context(task), server,
+                                      grade))
     if todo:
         progress.show(final=True)
     return {"graded": len(todo), "kept": routed - len(todo)}

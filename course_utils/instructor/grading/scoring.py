@@ -132,11 +132,20 @@ def grade_submission(submission: Submission, questions: list[dict], tests: dict[
                       memory_mb=memory_mb, hide=hide, log_dir=log_dir,
                       allow_imports=allow_imports, master=master, started=started)
     except Exception as error:  # noqa: BLE001  (one submission never stops the others)
-        graded = Graded(submission.student, seconds=time.monotonic() - started)
-        graded.scores = {q["name"]: 0.0 for q in questions if not q["manual"]}
-        graded.error = f"grading failed: {type(error).__name__}: {str(error)[:300]}"
-        _fail_all(graded, tests, graded.error)
-        return graded
+        return failed_grading(submission.student, questions, tests,
+                              f"grading failed: {type(error).__name__}: {str(error)[:300]}",
+                              seconds=time.monotonic() - started)
+
+
+def failed_grading(student: str, questions: list[dict], tests: dict[str, Any], reason: str,
+                   seconds: float = 0.0) -> Graded:
+    """A submission that could not be graded: 0 points for every auto-graded question, every
+    test failed with ``reason``."""
+    graded = Graded(student, seconds=seconds)
+    graded.scores = {q["name"]: 0.0 for q in questions if not q["manual"]}
+    graded.error = reason
+    _fail_all(graded, tests, reason)
+    return graded
 
 
 def _grade(submission: Submission, questions: list[dict], tests: dict[str, Any],
