@@ -102,10 +102,10 @@ lint: install  ## ruff over the package, tests, notebooks and benchmarks
 	$(VENV)/bin/ruff check course_utils tests notebooks benchmarks
 
 # Speed benchmarks (CPU, several minutes): each prints RATIO lines measured side by side in one run.
-BENCHES ?= bench_pipeline bench_cold bench_decode bench_training bench_flops bench_memory bench_conv
+BENCHES ?= bench_pipeline bench_cold bench_decode bench_training bench_flops bench_memory bench_conv bench_grading
 .PHONY: bench
 bench: data  ## speed benchmarks in benchmarks/ (BENCHES="bench_flops ..." for a subset)
-	for b in $(BENCHES); do $(PY) benchmarks/$$b.py || exit 1; done
+	for b in $(BENCHES); do PYTHONPATH=$(CURDIR) $(PY) benchmarks/$$b.py || exit 1; done
 
 # Maintainers only: re-execute notebooks IN PLACE to refresh their stored outputs, e.g.
 #   make refresh-notebooks NB=notebooks/01_data_exploration.ipynb
