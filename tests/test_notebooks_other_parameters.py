@@ -49,6 +49,12 @@ RUNS = {
 }
 
 
+#: A kernel that dies before it runs any cell (seen once in a CI run, two kernels starting at
+#: once; jupyter_client picks ports before the kernel binds them) is started again, once: no
+#: cell ran, so only the start is repeated.
+KERNEL_START_RACE = "Kernel died before replying to kernel_info"
+
+
 def run(label: str, root: Path) -> SimpleNamespace:
     """Execute RUNS[label] with papermill into ``root``: the executed notebook, its return code
     and the folder its checks were saved in."""
@@ -65,6 +71,8 @@ def run(label: str, root: Path) -> SimpleNamespace:
                str(NOTEBOOKS_DIR / f"{notebook}.ipynb"), str(output), *params,
                "--cwd", str(NOTEBOOKS_DIR), "--no-progress-bar"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    if KERNEL_START_RACE in done.stderr:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     executed = json.loads(output.read_text(encoding="utf-8"))
     return SimpleNamespace(notebook=notebook, executed=executed, returncode=done.returncode,
                            stderr=done.stderr, results=folder / "run" / "results")
@@ -113,6 +121,7 @@ def rows_of(result: SimpleNamespace) -> dict:
 
 @pytest.mark.parametrize("label", [label for label in RUNS if label != "06_bound_05"])
 def test_each_run_breaks_the_sentences_it_is_named_for(runs: dict, label: str):
+    assert runs[label].returncode == 0, runs[label].stderr[-3000:]
     assert unproved(label, printed(runs[label].executed)) == []
 
 
