@@ -19,8 +19,8 @@ grades the whole inbox with ``grade_course`` twice, into fresh folders: ``--jobs
   against the goal of 10 minutes on 2 cores.
 
 ``--all-cores-only`` skips the ``--jobs 1`` run and prints the all-cores run's wall time as
-measured: with ``--students 300`` that is the goal's figure itself (about half an hour on 2
-cores).
+measured: with ``--students 300`` that is the goal's figure itself (the README gives it, with
+the machine it was measured on).
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_grading.py [--students 4] [--jobs N]
     PYTHONPATH=. .venv/bin/python benchmarks/bench_grading.py --students 300 --all-cores-only

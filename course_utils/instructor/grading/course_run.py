@@ -27,6 +27,9 @@ def grade_course(inbox: Path, autograders: Path, out: Path, *, only: list[str] |
     {"graded", "kept", "tasks", "seconds"}. Results go to ``out/results``; the tables to
     ``out`` (per assignment ``out/<assignment>/``, and ``gradebook.csv``) unless sharded.
     ``grade``: what grades one task (``parallel.grade_one``; tests pass one that fails)."""
+    if marks and shard is not None:
+        raise ValueError("--marks with --shard: a shard writes no tables; pass the marks file "
+                         "to `merge --marks` (make merge-grades GRADE_ARGS=--marks=FILE)")
     started = time.monotonic()
     inbox, autograders, out = Path(inbox).resolve(), Path(autograders).resolve(), \
         Path(out).resolve()
@@ -35,9 +38,6 @@ def grade_course(inbox: Path, autograders: Path, out: Path, *, only: list[str] |
     iso = confined(isolation_mode)
     settings = {"timeout": timeout, "budget": budget, "memory_mb": memory_mb,
                 "isolation": iso.describe(), "grader": grader_fingerprint()}
-    if marks and shard is not None:
-        raise ValueError("--marks with --shard: a shard writes no tables; pass the marks file "
-                         "to `merge --marks` (make merge-grades GRADE_ARGS=--marks=FILE)")
     plan, submissions = plan_course(inbox, autograders, settings, only)
     if marks:  # a bad marks file stops before any grading
         from course_utils.instructor.grading.course_reports import read_course_marks
